@@ -1,0 +1,147 @@
+"""Load a stage's settings from params.yaml, apply overrides and validate them.
+
+DVC tracks params.yaml, so what dvc.lock records is what ran. A stage run by
+hand takes Hydra override syntax (`key=value`, `+key=value`, `~key`) on top.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.paths import PARAMS_FILE
+
+log = logging.getLogger(__name__)
+
+STUDENT_ARCHS = ("transformer", "bilstm")
+
+
+class ConfigError(ValueError):
+    """Invalid settings, found before a stage starts work."""
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def load_params(overrides: list[str] | None = None, params_file: str | Path = PARAMS_FILE) -> DictConfig:
+    """Read params.yaml and apply Hydra-style overrides on top of it."""
+    overrides = list(overrides or [])
+    params_path = Path(params_file).resolve()
+    if not params_path.is_file():
+        raise ConfigError(
+            f"{params_path} not found. Run stages from the repository root, or "
+            "compose it from conf/ with `python -m pipeline.compose_params`."
+        )
+
+    try:
+        with initialize_config_dir(config_dir=str(params_path.parent), version_base=None):
+            cfg = compose(config_name=params_path.stem, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"Invalid override in {overrides}: {error}") from error
+
+    if overrides:
+        log.info("Applied overrides on top of %s: %s", params_path.name, " ".join(overrides))
+    else:
+        log.info("Settings from %s, no overrides", params_path.name)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the whole config and raise ConfigError naming the first bad value."""
+    from pipeline.teacher_model import resolve_pretrained
+
+    _require(cfg, ["seed", "source", "task", "teacher", "students", "distill", "compare", "mlflow"])
+
+    temperature = cfg.distill.temperature
+    if not isinstance(temperature, (int, float)) or temperature <= 0:
+        raise ConfigError(
+            f"distill.temperature={temperature!r} is invalid: it divides the logits, "
+            "so it must be a number above 0 (1 is plain softmax, 2 to 8 is usual)."
+        )
+    alpha = cfg.distill.alpha
+    if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ConfigError(
+            f"distill.alpha={alpha!r} is invalid: it weighs the soft-target term "
+            "against cross-entropy and must lie in [0, 1]."
+        )
+
+    if not cfg.students:
+        raise ConfigError("students is empty: name at least one, e.g. students.bilstm with arch: bilstm.")
+    for name, student in cfg.students.items():
+        arch = student.get("arch") if isinstance(student, DictConfig) else None
+        if arch not in STUDENT_ARCHS:
+            raise ConfigError(
+                f"Unknown student architecture students.{name}.arch={arch!r}. "
+                f"Choose one of {', '.join(STUDENT_ARCHS)}, or pick a file under conf/student/."
+            )
+        for key in ("epochs", "batch_size"):
+            if int(student[key]) < 1:
+                raise ConfigError(f"students.{name}.{key}={student[key]!r} must be at least 1.")
+
+    for key in ("test_fraction", "validation_fraction", "label_budget"):
+        value = cfg.task[key]
+        if not 0.0 < float(value) < 1.0:
+            raise ConfigError(f"task.{key}={value!r} must be a fraction between 0 and 1.")
+    if cfg.task.test_fraction + cfg.task.validation_fraction >= 0.9:
+        raise ConfigError(
+            "task.test_fraction + task.validation_fraction leaves under 10% of invoices "
+            "for train and transfer; lower them."
+        )
+
+    if cfg.teacher.pretrained is None and cfg.teacher.architecture is None:
+        raise ConfigError(
+            "teacher.pretrained and teacher.architecture are both null: set a pretrained "
+            "model (folder, Hugging Face id or package:NAME) or an architecture (teacher=tiny)."
+        )
+    if cfg.teacher.pretrained is not None:
+        resolve_pretrained(str(cfg.teacher.pretrained))
+
+
+def _require(cfg: DictConfig, keys: list[str]) -> None:
+    missing = [key for key in keys if key not in cfg]
+    if missing:
+        raise ConfigError(
+            f"params.yaml lacks the section(s) {missing}. Recompose it from conf/ "
+            "with `python -m pipeline.compose_params`."
+        )
+    for key in keys[1:]:
+        if not isinstance(cfg[key], DictConfig):
+            raise ConfigError(
+                f"{key}={cfg[key]!r} replaces the whole {key} section. Config groups such as "
+                f"{key}={cfg[key]} are chosen in conf/: `dvc exp run -S {key}={cfg[key]}` or "
+                f"`python -m pipeline.compose_params {key}={cfg[key]}`; a stage run by hand takes "
+                f"single keys, e.g. {key}.epochs=2."
+            )
+
+
+def stage_config(argv: list[str] | None = None) -> DictConfig:
+    """Load, override and validate the config for a stage's command line."""
+    cfg = load_params(sys.argv[1:] if argv is None else argv)
+    validate(cfg)
+    return cfg
+
+
+def run_stage(main, argv: list[str] | None = None) -> None:
+    """Run a stage's main function; a ConfigError exits with code 2 and no traceback."""
+    setup_logging()
+    try:
+        main(argv)
+    except ConfigError as error:
+        log.error("%s", error)
+        sys.exit(2)
+
+
+def to_container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

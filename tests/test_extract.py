@@ -1,0 +1,112 @@
+"""Extract: simulate, read back through SQLAlchemy, validate and account for every row."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+from pipeline.config import ConfigError
+from pipeline.extract import ExtractError, extract, simulate_source, source_url
+
+
+def test_simulated_extract_accounts_for_rows(small_config, tmp_path):
+    reports = extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
+
+    for table, report in reports.items():
+        assert report["read"] == report["written"] + report["quarantined"], table
+        written = pd.read_parquet(tmp_path / "extracted" / f"{table}.parquet")
+        assert len(written) == report["written"], table
+    assert reports["invoices"]["read"] == 300
+    assert json.loads((tmp_path / "extract.json").read_text()) == reports
+
+
+def test_simulator_is_deterministic(small_config, tmp_path):
+    first = extract(small_config, tmp_path / "a", tmp_path / "a.json")
+    lines_a = pd.read_parquet(tmp_path / "a" / "invoice_lines.parquet")
+    second = extract(small_config, tmp_path / "b", tmp_path / "b.json")
+    lines_b = pd.read_parquet(tmp_path / "b" / "invoice_lines.parquet")
+
+    assert first == second
+    pd.testing.assert_frame_equal(lines_a, lines_b)
+
+
+def _corrupt(cfg, statements: list[str]) -> None:
+    """Simulate the database, then run SQL against it to plant bad rows."""
+    url = source_url(cfg)
+    simulate_source(cfg, url)
+    cfg.source.kind = "database"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("PRAGMA foreign_keys=OFF"))
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+def test_orphan_and_bad_amount_quarantined(small_config, tmp_path):
+    _corrupt(small_config, [
+        "INSERT INTO invoice_lines VALUES ('X-1', 'INV-MISSING', 1, 'toner', 1, 10.0, '610100')",
+        "INSERT INTO invoice_lines VALUES ('X-2', 'INV000000001', 9, 'toner', 1, 'ten euros', '610100')",
+    ])
+
+    reports = extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
+
+    lines = reports["invoice_lines"]
+    assert lines["quarantine_reasons"] == {"invalid_amount": 1, "orphan_invoice_id": 1}
+    assert lines["read"] == lines["written"] + 2
+    quarantine = pd.read_parquet(tmp_path / "extracted" / "quarantine" / "invoice_lines.parquet")
+    assert sorted(quarantine["line_id"]) == ["X-1", "X-2"]
+
+
+def test_missing_column_stops_extract(small_config, tmp_path):
+    _corrupt(small_config, ["ALTER TABLE vendors DROP COLUMN industry"])
+
+    with pytest.raises(ExtractError, match=r"'vendors' lacks the required column\(s\) \['industry'\]"):
+        extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
+    assert not (tmp_path / "extracted").exists()
+    assert not (tmp_path / "extracted.partial").exists()
+
+
+def test_empty_table_stops_extract(small_config, tmp_path):
+    _corrupt(small_config, ["DELETE FROM invoice_lines"])
+
+    with pytest.raises(ExtractError, match="'invoice_lines' is empty"):
+        extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
+
+
+def test_quarantine_limit_stops_extract(small_config, tmp_path):
+    _corrupt(small_config, ["UPDATE invoice_lines SET amount = 'n/a' WHERE line_no = 1"])
+
+    with pytest.raises(ExtractError, match=r"quarantined.*max_quarantine_share"):
+        extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
+
+
+def test_failed_extract_keeps_previous_output(small_config, tmp_path):
+    out = tmp_path / "extracted"
+    extract(small_config, out, tmp_path / "extract.json")
+    before = pd.read_parquet(out / "invoice_lines.parquet")
+    _corrupt(small_config, ["DROP TABLE invoice_lines"])
+
+    with pytest.raises(ExtractError, match="'invoice_lines' not found"):
+        extract(small_config, out, tmp_path / "extract.json")
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "invoice_lines.parquet"), before)
+
+
+def test_password_taken_from_environment(small_config, monkeypatch):
+    small_config.source.url = "postgresql+psycopg://erp@127.0.0.1:5432/erp"
+    monkeypatch.setenv("ERP_DB_PASSWORD", "s3cret")
+
+    url = source_url(small_config)
+
+    assert url.password == "s3cret"
+    assert "s3cret" not in url.render_as_string(hide_password=True)
+
+
+def test_simulated_source_needs_sqlite(small_config):
+    small_config.source.url = "postgresql+psycopg://erp@127.0.0.1:5432/erp"
+
+    with pytest.raises(ConfigError, match="sqlite:///PATH"):
+        simulate_source(small_config, source_url(small_config))

@@ -1,0 +1,74 @@
+"""The distillation loss against values worked out by hand."""
+
+import math
+
+import pytest
+import torch
+
+from pipeline.losses import distillation_loss, hard_label_cross_entropy, soft_target_kl
+
+# Example 0: teacher uniform over two classes; the student puts 1:3 odds on
+# class 1 at T=2, because its logits are [0, 2 ln 3] and 2 ln 3 / 2 = ln 3.
+#   KL(teacher || student) = 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3)
+# Example 1: student equals teacher, so its KL is 0.
+TEACHER = torch.tensor([[0.0, 0.0], [1.0, -1.0]])
+STUDENT = torch.tensor([[0.0, 2 * math.log(3)], [1.0, -1.0]])
+KL_EXAMPLE_0 = 0.5 * math.log(4 / 3)  # 0.1438410362
+
+
+def test_soft_term_scales_by_t_squared():
+    loss = soft_target_kl(STUDENT[:1], TEACHER[:1], temperature=2.0)
+
+    assert loss.item() == pytest.approx(4 * KL_EXAMPLE_0, rel=1e-6)
+
+
+def test_soft_term_uses_batchmean():
+    loss = soft_target_kl(STUDENT, TEACHER, temperature=2.0)
+
+    # batchmean: summed KL over the batch divided by 2 examples, not by 2 x 2 elements.
+    assert loss.item() == pytest.approx(4 * KL_EXAMPLE_0 / 2, rel=1e-6)
+    assert loss.item() != pytest.approx(4 * KL_EXAMPLE_0 / 4, rel=1e-3)
+
+
+def test_soft_term_zero_for_equal_logits():
+    logits = torch.randn(5, 7)
+
+    assert soft_target_kl(logits, logits.clone(), temperature=3.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cross_entropy_skips_unlabeled_rows():
+    labels = torch.tensor([1, -1])
+
+    # Softmax of [0, 2 ln 3] is [1/10, 9/10]: the loss of label 1 is -ln(0.9).
+    assert hard_label_cross_entropy(STUDENT, labels).item() == pytest.approx(-math.log(0.9), rel=1e-6)
+
+
+def test_cross_entropy_zero_without_labels():
+    logits = torch.randn(3, 4, requires_grad=True)
+    loss = hard_label_cross_entropy(logits, torch.tensor([-1, -1, -1]))
+    loss.backward()
+
+    assert loss.item() == 0.0
+    assert logits.grad is not None
+
+
+def test_combined_loss_by_hand():
+    labels = torch.tensor([1, -1])
+    loss, terms = distillation_loss(STUDENT, TEACHER, labels, temperature=2.0, alpha=0.5)
+
+    soft = 4 * KL_EXAMPLE_0 / 2
+    hard = -math.log(0.9)
+    assert terms["soft_kl"].item() == pytest.approx(soft, rel=1e-6)
+    assert terms["hard_ce"].item() == pytest.approx(hard, rel=1e-6)
+    assert loss.item() == pytest.approx(0.5 * soft + 0.5 * hard, rel=1e-6)  # 0.1965
+
+
+def test_alpha_one_ignores_hard_labels():
+    loss, _ = distillation_loss(STUDENT, TEACHER, torch.tensor([0, 0]), temperature=2.0, alpha=1.0)
+
+    assert loss.item() == pytest.approx(4 * KL_EXAMPLE_0 / 2, rel=1e-6)
+
+
+def test_zero_temperature_rejected():
+    with pytest.raises(ValueError, match="temperature"):
+        distillation_loss(STUDENT, TEACHER, torch.tensor([0, 0]), temperature=0.0, alpha=0.5)

@@ -1,0 +1,124 @@
+"""The whole pipeline under `dvc exp run -S experiment=smoke`, in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COPIED = ["conf", "pipeline", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvc/config", ".dvcignore", ".gitignore"]
+MODELS = ["teacher", "transformer", "bilstm"]
+STUDENTS = ["transformer", "bilstm"]
+FIGURES = ["test/accuracy", "test/macro_f1", "size/params", "size/bytes", "latency/b1_p50_ms",
+           "latency/b1_p95_ms", "latency/tokenize_p50_ms", "throughput/b64_per_s"]
+STUDENT_FIGURES = ["test/teacher_agreement", "retention/macro_f1", "speedup/b1_p50"]
+
+
+def _run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("repo")
+    for name in COPIED:
+        source = REPO_ROOT / name
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env |= {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com", "DVC_NO_ANALYTICS": "1"}
+    _run(["git", "init", "-q"], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-q", "-m", "smoke"], repo, env)
+
+    dvc = [sys.executable, "-m", "dvc"]
+    first = _run([*dvc, "exp", "run", "-S", "experiment=smoke"], repo, env)
+    return repo, env, dvc, first.stdout + first.stderr
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def test_dvc_metrics_complete_and_finite(smoke_repo):
+    repo, _, _, _ = smoke_repo
+    metrics = json.loads((repo / "reports" / "compare.json").read_text())
+
+    for model in MODELS:
+        expected = FIGURES + (STUDENT_FIGURES if model in STUDENTS else [])
+        for figure in expected:
+            assert _finite(metrics[model].get(figure)), f"{model} {figure} = {metrics[model].get(figure)}"
+
+
+def test_dvc_metrics_show_lists_figures(smoke_repo):
+    repo, env, dvc, _ = smoke_repo
+    shown = _run([*dvc, "metrics", "show", "--json"], repo, env).stdout
+
+    assert "retention/macro_f1" in shown
+    assert "latency/b1_p50_ms" in shown
+
+
+def test_students_beat_majority_class(smoke_repo):
+    repo, _, _, _ = smoke_repo
+    metrics = json.loads((repo / "reports" / "compare.json").read_text())
+    majority = metrics["majority_class"]
+
+    for student in STUDENTS:
+        assert metrics[student]["test/accuracy"] > majority["test/accuracy"], student
+        assert metrics[student]["test/macro_f1"] > majority["test/macro_f1"], student
+
+
+def test_mlflow_runs_hold_figures(smoke_repo):
+    repo, _, _, _ = smoke_repo
+    database = repo / "mlflow.db"
+    assert database.is_file(), "MLflow's default store (sqlite:///mlflow.db) was not written"
+
+    with sqlite3.connect(database) as connection:
+        runs = dict(connection.execute(
+            "SELECT r.name, r.run_uuid FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
+            "WHERE e.name = 'erp-distill-smoke'").fetchall())
+        assert {"teacher", "student/transformer", "student/bilstm", "compare"} <= set(runs)
+
+        for model, run_name in [("teacher", "teacher"), ("transformer", "student/transformer"),
+                                ("bilstm", "student/bilstm")]:
+            values = dict(connection.execute("SELECT key, value FROM latest_metrics WHERE run_uuid = ?",
+                                             (runs[run_name],)).fetchall())
+            expected = FIGURES + (STUDENT_FIGURES if model in STUDENTS else [])
+            for figure in expected:
+                assert _finite(values.get(figure)), f"{run_name} {figure} = {values.get(figure)}"
+
+
+def test_comparison_run_has_table_and_plot(smoke_repo):
+    repo, _, _, _ = smoke_repo
+    artifacts = {path.name for path in repo.rglob("*") if "mlartifacts" in path.parts or "mlruns" in path.parts}
+
+    assert "comparison.json" in artifacts
+    assert "macro_f1_vs_latency.png" in artifacts
+
+
+def test_temperature_change_reruns_students_only(smoke_repo):
+    repo, env, dvc, _ = smoke_repo
+    result = _run([*dvc, "exp", "run", "-S", "experiment=smoke", "-S", "distill.temperature=4"], repo, env)
+    output = result.stdout + result.stderr
+
+    for stage in ["extract", "build_datasets", "train_teacher", "soft_labels"]:
+        assert f"Running stage '{stage}'" not in output, stage
+    for stage in ["distill@transformer", "distill@bilstm", "compare"]:
+        assert f"Running stage '{stage}'" in output, stage
