@@ -111,6 +111,13 @@ def compare(cfg: DictConfig) -> pd.DataFrame:
     run_ids[TEACHER] = load_run_id(paths.TEACHER)
     del teacher
 
+    def relative_to_teacher(predictions: np.ndarray, figures: dict[str, float]) -> dict[str, float]:
+        figures["test/teacher_agreement"] = float(np.mean(predictions == teacher_predictions))
+        figures["retention/macro_f1"] = figures["test/macro_f1"] / results[TEACHER]["test/macro_f1"]
+        if "latency/b1_p50_ms" in figures:
+            figures["speedup/b1_p50"] = results[TEACHER]["latency/b1_p50_ms"] / figures["latency/b1_p50_ms"]
+        return figures
+
     for name in cfg.students:
         folder = paths.student_dir(name)
         student, tokenizer, student_config = load_student(folder)
@@ -119,10 +126,16 @@ def compare(cfg: DictConfig) -> pd.DataFrame:
                              f"rerun `dvc repro distill@{name}`.")
         predictions, figures = model_figures(student, student, tokenizer, folder / WEIGHTS_FILE, test_texts,
                                              test_labels, cfg, name)
-        figures["test/teacher_agreement"] = float(np.mean(predictions == teacher_predictions))
-        figures["retention/macro_f1"] = figures["test/macro_f1"] / results[TEACHER]["test/macro_f1"]
-        figures["speedup/b1_p50"] = results[TEACHER]["latency/b1_p50_ms"] / figures["latency/b1_p50_ms"]
-        results[name] = figures
+        results[name] = relative_to_teacher(predictions, figures)
+        run_ids[name] = load_run_id(folder)
+
+    # Baselines trained outside the distillation stage, each in models/baselines/<name>/.
+    for name in cfg.get("baselines") or {}:
+        from pipeline.baselines import evaluate_baseline
+
+        folder = paths.baseline_dir(name)
+        predictions, figures = evaluate_baseline(folder, test_texts, test_labels, cfg)
+        results[name] = relative_to_teacher(predictions, figures)
         run_ids[name] = load_run_id(folder)
 
     results["majority_class"] = majority_baseline(np.array(dataset["train"]["label"]), test_labels)

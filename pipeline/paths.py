@@ -15,6 +15,7 @@ SOFT_LABELS = DATA / "soft_labels"
 MODELS = Path("models")
 TEACHER = MODELS / "teacher"
 STUDENTS = MODELS / "students"
+BASELINES = MODELS / "baselines"
 
 REPORTS = Path("reports")
 
@@ -33,3 +34,7 @@ def soft_labels_file(task: str) -> Path:
 
 def student_dir(name: str) -> Path:
     return STUDENTS / name
+
+
+def baseline_dir(name: str) -> Path:
+    return BASELINES / name
