@@ -51,26 +51,39 @@ class TransformerStudent(nn.Module):
 
 
 class BiLSTMStudent(nn.Module):
-    """A bidirectional LSTM over word-piece embeddings, max-pooled over real tokens."""
+    """A bidirectional LSTM over word-piece embeddings, max-pooled over real tokens.
+
+    The backward direction runs a second LSTM over each sequence reversed
+    within its own length, so right padding never reaches a real token. This
+    does what packed sequences do with plain gathers, which ONNX can export.
+    """
 
     def __init__(self, vocab_size: int, num_labels: int, max_length: int, pad_token_id: int,
                  embedding_size: int = 96, hidden_size: int = 96, dropout: float = 0.1):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_token_id)
-        self.lstm = nn.LSTM(embedding_size, hidden_size, batch_first=True, bidirectional=True)
+        self.forward_lstm = nn.LSTM(embedding_size, hidden_size, batch_first=True)
+        self.backward_lstm = nn.LSTM(embedding_size, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.hidden = nn.Linear(2 * hidden_size, 2 * hidden_size)
         self.classifier = nn.Linear(2 * hidden_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         embedded = self.dropout(self.embedding(input_ids))
-        lengths = attention_mask.sum(1).clamp(min=1).cpu()
-        # Packing keeps the backward direction from reading padding before the real tokens.
-        packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        output, _ = self.lstm(packed)
-        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=input_ids.shape[1],
-                                                     padding_value=-math.inf)
-        pooled = output.max(dim=1).values
+        forward_states, _ = self.forward_lstm(embedded)
+
+        # Position t of a sequence of length n reads position n - 1 - t; padding stays put.
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        lengths = attention_mask.sum(1, keepdim=True)
+        reverse = torch.where(positions < lengths, lengths - 1 - positions, positions)
+        reverse = reverse.unsqueeze(-1)
+        reversed_embedded = embedded.gather(1, reverse.expand(-1, -1, embedded.shape[-1]))
+        backward_states, _ = self.backward_lstm(reversed_embedded)
+        backward_states = backward_states.gather(1, reverse.expand(-1, -1, backward_states.shape[-1]))
+
+        states = torch.cat([forward_states, backward_states], dim=-1)
+        states = states.masked_fill(attention_mask.unsqueeze(-1) == 0, -math.inf)
+        pooled = states.max(dim=1).values
         return self.classifier(self.dropout(torch.relu(self.hidden(pooled))))
 
 
