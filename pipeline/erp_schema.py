@@ -50,3 +50,6 @@ invoice_lines = Table(
 
 # Tables in load order, parents before children.
 TABLES = (gl_accounts, vendors, invoices, invoice_lines)
+
+# Tables every source must have; the others are extracted when present.
+REQUIRED_TABLES = ("gl_accounts", "vendors", "invoices", "invoice_lines")

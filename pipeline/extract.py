@@ -14,45 +14,39 @@ import json
 import logging
 import os
 import shutil
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig
-from sqlalchemy import Engine, MetaData, String, Table, create_engine, inspect, select, type_coerce
+from sqlalchemy import Table, create_engine
 from sqlalchemy.engine import URL, make_url
 from tqdm.auto import tqdm
 
 from pipeline import paths
 from pipeline.config import ConfigError, run_stage, stage_config
-from pipeline.erp_schema import TABLES
+from pipeline.erp_schema import REQUIRED_TABLES, TABLES
 from pipeline.erp_simulator import generate_erp
+from pipeline.pseudonymize import Pseudonymizer, make_pseudonymizer
+from pipeline.sources import ExtractError, FileSource, SqlSource
+from pipeline.validation import TableReport, arrow_schema, as_text, check_keys, coerce_frame, quarantine_schema
 
 log = logging.getLogger(__name__)
 
 
-class ExtractError(ConfigError):
-    """The source cannot be extracted as configured (missing table, empty table, too many bad rows)."""
+SOURCE_KINDS = ("simulated", "database", "csv", "parquet")
 
-
-@dataclass
-class TableReport:
-    read: int = 0
-    written: int = 0
-    quarantined: int = 0
-    reasons: Counter = field(default_factory=Counter)
-
-    def as_dict(self) -> dict:
-        return {"read": self.read, "written": self.written, "quarantined": self.quarantined,
-                "quarantine_reasons": dict(sorted(self.reasons.items()))}
+# Stands for the password in source.url, as in postgresql+psycopg://erp:{password}@host/db.
+PASSWORD_PLACEHOLDER = "{password}"
 
 
 def source_url(cfg: DictConfig) -> URL:
     """Build the database URL, taking the password from the environment, never from params."""
     url = make_url(str(cfg.source.url))
+    placeholder = url.password == PASSWORD_PLACEHOLDER
+    if placeholder:
+        url = url.set(password=None)
     if url.password is not None:
         raise ConfigError(
             f"source.url={url.render_as_string(hide_password=True)} contains a password. "
@@ -60,6 +54,11 @@ def source_url(cfg: DictConfig) -> URL:
             "so it never reaches params.yaml, dvc.lock or logs."
         )
     password = os.environ.get(str(cfg.source.password_env)) if cfg.source.password_env else None
+    if placeholder and not password:
+        raise ConfigError(
+            f"source.url={url.render_as_string(hide_password=True)} has the password placeholder "
+            f"{PASSWORD_PLACEHOLDER}, but the environment variable {cfg.source.password_env} is unset. Export it."
+        )
     if password:
         url = url.set(password=password)
     return url
@@ -83,144 +82,115 @@ def simulate_source(cfg: DictConfig, url: URL) -> None:
     partial.replace(database)
 
 
-def _coerce(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Convert columns to the schema's types; return the frame and a reason per row (or None)."""
-    reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-
-    def mark(bad: pd.Series, reason: str) -> None:
-        reasons[bad & reasons.isna()] = reason
-
-    for column in table.columns:
-        values = frame[column.name]
-        python_type = column.type.python_type
-        if python_type in (int, float) or column.type.__class__.__name__ == "Numeric":
-            converted = pd.to_numeric(values, errors="coerce")
-            mark(values.notna() & converted.isna(), f"invalid_{column.name}")
-            frame[column.name] = converted.astype("float64") if python_type is not int else converted.astype("Int64")
-        elif column.type.__class__.__name__ == "Date":
-            converted = pd.to_datetime(values, errors="coerce")
-            mark(values.notna() & converted.isna(), f"invalid_{column.name}")
-            frame[column.name] = converted.dt.date
-        else:
-            frame[column.name] = values.astype("string")
-        if not column.nullable:
-            mark(frame[column.name].isna(), f"missing_{column.name}")
-    return frame, reasons
+def _open_source(cfg: DictConfig, url: URL | None):
+    if cfg.source.kind in ("csv", "parquet"):
+        return FileSource(cfg), None
+    engine = create_engine(url)
+    return SqlSource(cfg, engine), engine
 
 
-def _arrow_schema(table: Table) -> pa.Schema:
-    fields = []
-    for column in table.columns:
-        name = column.type.__class__.__name__
-        if name == "Integer":
-            arrow_type = pa.int64()
-        elif name == "Numeric":
-            arrow_type = pa.float64()
-        elif name == "Date":
-            arrow_type = pa.date32()
-        else:
-            arrow_type = pa.string()
-        fields.append(pa.field(column.name, arrow_type))
-    return pa.schema(fields)
-
-
-def extract_table(engine: Engine, table: Table, out_dir: Path, keys: dict[str, set], chunk_size: int) -> TableReport:
+def extract_table(source, table: Table, out_dir: Path, keys: dict[str, set], chunk_size: int,
+                  pseudonymizer: Pseudonymizer) -> TableReport:
     """Stream one table to Parquet, quarantining invalid, duplicate and orphan rows."""
-    database_tables = set(inspect(engine).get_table_names())
-    if table.name not in database_tables:
-        raise ExtractError(
-            f"Table {table.name!r} not found in the source database (it has: "
-            f"{', '.join(sorted(database_tables)) or 'no tables'}). Check source.url."
-        )
-    # Reflected from the database, so names come from its metadata, never pasted into SQL.
-    source_table = Table(table.name, MetaData(), autoload_with=engine)
-    missing = [column.name for column in table.columns if column.name not in source_table.columns]
-    if missing:
-        raise ExtractError(f"Table {table.name!r} lacks the required column(s) {missing}.")
-
     primary_key = table.primary_key.columns.keys()[0]
-    parents = {fk.parent.name: fk.column.table.name for fk in table.foreign_keys}
     seen: set = set()
     report = TableReport()
-    schema = _arrow_schema(table)
-    quarantine_schema = schema.append(pa.field("quarantine_reason", pa.string()))
+    schema = arrow_schema(table)
+    bad_schema = quarantine_schema(table)
 
-    # Values arrive as the driver returns them, without SQLAlchemy's type processing,
-    # so a malformed value ('ten euros' in a numeric column) is quarantined, not fatal.
-    query = select(*[type_coerce(source_table.c[column.name], String).label(column.name) for column in table.columns])
-    with engine.connect() as connection, \
-            pq.ParquetWriter(out_dir / f"{table.name}.parquet", schema) as writer, \
-            pq.ParquetWriter(out_dir / "quarantine" / f"{table.name}.parquet", quarantine_schema) as quarantine:
-        result = connection.execution_options(stream_results=True, max_row_buffer=chunk_size).execute(query)
+    with pq.ParquetWriter(out_dir / f"{table.name}.parquet", schema) as writer, \
+            pq.ParquetWriter(out_dir / "quarantine" / f"{table.name}.parquet", bad_schema) as quarantine:
         progress = tqdm(desc=f"extract {table.name}", unit=" rows", mininterval=5)
-        for rows in result.partitions(chunk_size):
-            frame = pd.DataFrame(rows, columns=[column.name for column in table.columns])
-            frame, reasons = _coerce(table, frame)
+        for chunk in source.read_chunks(table, chunk_size):
+            raw = pd.DataFrame({name: as_text(chunk[name]) for name in chunk.columns}, index=chunk.index)
+            frame, reasons = coerce_frame(table, raw, source.value_format)
+            check_keys(table, frame, reasons, seen, keys)
 
-            duplicate = frame[primary_key].isin(seen) | frame[primary_key].duplicated()
-            reasons[duplicate & reasons.isna()] = "duplicate_key"
-            for column, parent in parents.items():
-                orphan = ~frame[column].isin(keys[parent])
-                reasons[orphan & reasons.isna()] = f"orphan_{column}"
-
-            good = frame[reasons.isna()]
-            bad = frame[reasons.notna()].assign(quarantine_reason=reasons[reasons.notna()])
+            good = pseudonymizer.apply(table.name, frame[reasons.isna()].copy())
+            bad = raw[reasons.notna()].assign(quarantine_reason=reasons[reasons.notna()])
+            bad = pseudonymizer.apply(table.name, bad)
             seen.update(good[primary_key])
             writer.write_table(pa.Table.from_pandas(good, schema=schema, preserve_index=False))
             if len(bad):
-                quarantine.write_table(pa.Table.from_pandas(bad, schema=quarantine_schema, preserve_index=False))
+                quarantine.write_table(pa.Table.from_pandas(bad, schema=bad_schema, preserve_index=False))
 
-            report.read += len(frame)
+            report.read += len(raw)
             report.written += len(good)
             report.quarantined += len(bad)
             report.reasons.update(bad["quarantine_reason"])
-            progress.update(len(frame))
+            progress.update(len(raw))
         progress.close()
 
     keys[table.name] = seen
-    if report.read == 0:
-        raise ExtractError(f"Table {table.name!r} is empty: the source has no rows to learn from.")
     return report
 
 
+def _check_report(cfg: DictConfig, table: Table, report: TableReport, staging: Path) -> None:
+    """Stop on an empty table or on a quarantined share above source.max_quarantine_share."""
+    if report.read == 0:
+        raise ExtractError(
+            f"Table {table.name!r} is empty: the source has no rows to learn from. "
+            "Check that source.url (or source.path) points at the company's data."
+        )
+    share = report.quarantined / report.read
+    if share > cfg.source.max_quarantine_share:
+        hint = ""
+        if any(reason.startswith("invalid_encoding") for reason in report.reasons):
+            hint = f" Undecodable text suggests a wrong source.encoding (now {cfg.source.get('encoding')!r})."
+        raise ExtractError(
+            f"Table {table.name!r}: {share:.1%} of rows quarantined {dict(report.reasons)}, above "
+            f"source.max_quarantine_share={cfg.source.max_quarantine_share}. Inspect "
+            f"{staging / 'quarantine' / table.name}.parquet, fix the source or raise the limit.{hint}"
+        )
+
+
 def extract(cfg: DictConfig, out_dir: Path, report_file: Path) -> dict[str, dict]:
-    url = source_url(cfg)
-    safe_url = url.render_as_string(hide_password=True)
+    """Extract every schema table from the configured source into Parquet files in out_dir."""
+    url = None
+    if cfg.source.kind not in SOURCE_KINDS:
+        raise ConfigError(f"source.kind={cfg.source.kind!r} is unknown. Choose one of {', '.join(SOURCE_KINDS)}.")
+    if cfg.source.kind in ("simulated", "database"):
+        url = source_url(cfg)
+        safe_url = url.render_as_string(hide_password=True)
     if cfg.source.kind == "simulated":
         log.info("Simulating an ERP with %s invoices into %s", cfg.source.n_invoices, safe_url)
         simulate_source(cfg, url)
+    log.info("Extracting from %s", safe_url if url is not None else cfg.source.path)
 
-    log.info("Extracting from %s", safe_url)
-    engine = create_engine(url)
+    pseudonymizer = make_pseudonymizer(cfg, {table.name: table.columns.keys() for table in TABLES})
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "quarantine").mkdir(parents=True)
 
     keys: dict[str, set] = {}
     reports = {}
+    engine = None
     try:
+        source, engine = _open_source(cfg, url)
         for table in TABLES:
-            report = extract_table(engine, table, staging, keys, int(cfg.source.chunk_size))
-            share = report.quarantined / report.read
+            if not source.has(table):
+                if table.name in REQUIRED_TABLES:
+                    raise ExtractError(source.describe_missing(table))
+                log.warning("Skipping table %s: the source does not have it", table.name)
+                continue
+            report = extract_table(source, table, staging, keys, int(cfg.source.chunk_size), pseudonymizer)
             log.info("%s: read %d, written %d, quarantined %d %s", table.name, report.read,
                      report.written, report.quarantined, dict(report.reasons))
-            if share > cfg.source.max_quarantine_share:
-                raise ExtractError(
-                    f"Table {table.name!r}: {share:.1%} of rows quarantined {dict(report.reasons)}, above "
-                    f"source.max_quarantine_share={cfg.source.max_quarantine_share}. Inspect "
-                    f"{staging / 'quarantine' / table.name}.parquet, fix the source or raise the limit."
-                )
+            _check_report(cfg, table, report, staging)
             reports[table.name] = report.as_dict()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
 
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     report_file.parent.mkdir(parents=True, exist_ok=True)
-    report_file.write_text(json.dumps(reports, indent=2) + "\n")
+    partial_report = report_file.with_name(report_file.name + ".partial")
+    partial_report.write_text(json.dumps(reports, indent=2) + "\n")
+    partial_report.replace(report_file)
     return reports
 
 

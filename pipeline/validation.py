@@ -1,0 +1,158 @@
+"""Row validation for extract: type conversion, required values, keys and references.
+
+Every check marks a row with the first reason it fails, and the caller writes
+marked rows to quarantine, so each row read is either written or quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import Table
+
+# Unicode's replacement character: a file decoded with encoding_errors="replace"
+# puts it where the bytes were not valid in the configured encoding.
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+@dataclass
+class TableReport:
+    """Row counts of one extracted table."""
+
+    read: int = 0
+    written: int = 0
+    quarantined: int = 0
+    reasons: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {"read": self.read, "written": self.written, "quarantined": self.quarantined,
+                "quarantine_reasons": dict(sorted(self.reasons.items()))}
+
+
+@dataclass(frozen=True)
+class ValueFormat:
+    """How numbers and dates are written in a text source (CSV exports)."""
+
+    decimal: str = "."
+    thousands: str | None = None
+    # A strftime format such as "%d.%m.%Y", or "ISO8601".
+    date_format: str = "ISO8601"
+
+
+def type_kind(column) -> str:
+    """Classify a schema column as integer, number, date or text."""
+    name = column.type.__class__.__name__
+    if name == "Integer":
+        return "integer"
+    if name == "Numeric":
+        return "number"
+    if name == "Date":
+        return "date"
+    return "text"
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    arrow_types = {"integer": pa.int64(), "number": pa.float64(), "date": pa.date32(), "text": pa.string()}
+    return pa.schema([pa.field(column.name, arrow_types[type_kind(column)]) for column in table.columns])
+
+
+def quarantine_schema(table: Table) -> pa.Schema:
+    """Quarantined rows keep the source's values as text, so the offending value stays visible."""
+    fields = [pa.field(column.name, pa.string()) for column in table.columns]
+    return pa.schema(fields + [pa.field("quarantine_reason", pa.string())])
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Render source values as text, keeping nulls, for parsing and for quarantine."""
+    def render(value):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+            return None
+        if isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+        if isinstance(value, dt.datetime):
+            return value.isoformat(sep=" ")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return str(value)
+
+    return pd.Series([render(value) for value in values], index=values.index, dtype=object)
+
+
+def _parse_number(text: pd.Series, value_format: ValueFormat) -> pd.Series:
+    cleaned = text.str.strip()
+    if value_format.thousands:
+        cleaned = cleaned.str.replace(value_format.thousands, "", regex=False)
+    if value_format.decimal != ".":
+        cleaned = cleaned.str.replace(value_format.decimal, ".", regex=False)
+    # Text such as 'inf' or 'nan' parses as a float but is no amount.
+    converted = pd.to_numeric(cleaned, errors="coerce")
+    return converted.where(np.isfinite(converted.astype("float64")))
+
+
+def _parse_date(text: pd.Series, date_format: str) -> pd.Series:
+    parsed = pd.to_datetime(text.str.strip(), format=date_format or "ISO8601", errors="coerce")
+    return parsed.dt.date
+
+
+def coerce_frame(table: Table, raw: pd.DataFrame, value_format: ValueFormat) -> tuple[pd.DataFrame, pd.Series]:
+    """Convert text values to the schema's types; return the typed frame and a reason per row (or None)."""
+    reasons = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    frame = pd.DataFrame(index=raw.index)
+
+    def mark(bad: pd.Series, reason: str) -> None:
+        reasons[bad & reasons.isna()] = reason
+
+    for column in table.columns:
+        text = raw[column.name]
+        present = text.notna() & (text.str.strip() != "")
+        text = text.where(present)
+        kind = type_kind(column)
+
+        if kind in ("integer", "number"):
+            converted = _parse_number(text, value_format)
+            invalid = present & converted.isna()
+            if kind == "integer":
+                # 2.5 in an integer column is a wrong type, not a value to round.
+                invalid |= present & converted.notna() & (converted % 1 != 0)
+                converted = converted.where(~invalid)
+                frame[column.name] = converted.astype("Int64")
+            else:
+                frame[column.name] = converted.astype("float64")
+            mark(invalid, f"invalid_{column.name}")
+        elif kind == "date":
+            converted = _parse_date(text, value_format.date_format)
+            mark(present & converted.isna(), f"invalid_{column.name}")
+            frame[column.name] = converted
+        else:
+            mark(text.str.contains(REPLACEMENT_CHARACTER, regex=False, na=False), f"invalid_encoding_{column.name}")
+            length = getattr(column.type, "length", None)
+            if length:
+                mark(text.str.len() > length, f"too_long_{column.name}")
+            frame[column.name] = text.astype("string")
+
+        if not column.nullable:
+            mark(~present, f"missing_{column.name}")
+    return frame, reasons
+
+
+def check_keys(table: Table, frame: pd.DataFrame, reasons: pd.Series, seen: set,
+               parent_keys: dict[str, set]) -> None:
+    """Mark duplicate primary keys and references to rows the parent table lacks."""
+    primary_key = table.primary_key.columns.keys()[0]
+    duplicate = frame[primary_key].isin(seen) | frame[primary_key].duplicated()
+    reasons[duplicate & reasons.isna()] = "duplicate_key"
+
+    for foreign_key in table.foreign_keys:
+        column = foreign_key.parent.name
+        parent = foreign_key.column.table.name
+        # A parent table the source does not have cannot be checked against.
+        if parent not in parent_keys:
+            continue
+        values = frame[column]
+        orphan = values.notna() & ~values.isin(parent_keys[parent])
+        reasons[orphan & reasons.isna()] = f"orphan_{column}"
