@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("simulated", "database", "csv", "parquet")
 
-# Stands for the password in source.url, as in postgresql+psycopg://erp:{password}@host/db.
+# Placeholder for the password in source.url, as in postgresql+psycopg://erp:{password}@host/db.
 PASSWORD_PLACEHOLDER = "{password}"
 
 
@@ -45,9 +45,7 @@ def source_url(cfg: DictConfig) -> URL:
     """Build the database URL, taking the password from the environment, never from params."""
     url = make_url(str(cfg.source.url))
     placeholder = url.password == PASSWORD_PLACEHOLDER
-    if placeholder:
-        url = url.set(password=None)
-    if url.password is not None:
+    if url.password is not None and not placeholder:
         raise ConfigError(
             f"source.url={url.render_as_string(hide_password=True)} contains a password. "
             f"Remove it from the URL and export it as {cfg.source.password_env} instead, "

@@ -2,7 +2,7 @@
 
 A value is replaced by a truncated HMAC-SHA256 of it under a secret key, so
 the same person gets the same pseudonym in every table and run (joins and
-counts still work) while nobody without the key can test a guess.
+counts still work), while without the key a guessed value cannot be checked.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def make_pseudonymizer(cfg: DictConfig, table_columns: dict[str, list[str]]) -> 
                 f"source.pseudonymize lists personal-data columns but the environment variable {key_env} "
                 "is unset. Export a secret key of at least 16 characters there."
             )
-        # The simulated ERP holds no real people, so a key derived from the seed
+        # The simulated ERP contains no real people, so a key derived from the seed
         # keeps runs reproducible without a secret.
         log.warning("%s is unset; pseudonymizing simulated data with a key derived from the seed", key_env)
         key = f"simulated-erp-seed-{cfg.seed}"

@@ -204,6 +204,8 @@ class FileSource(TableSource):
         if self.value_format.date_format:
             return
         date_columns = [column.name for column in table.columns if column.type.__class__.__name__ == "Date"]
+        if not date_columns:
+            return
         values = pd.concat([sample[name] for name in date_columns]).dropna().astype(str).str.strip()
         values = values[values != ""]
         if values.empty:

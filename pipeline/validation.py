@@ -36,7 +36,7 @@ class TableReport:
 
 @dataclass(frozen=True)
 class ValueFormat:
-    """How numbers and dates are written in a text source (CSV exports)."""
+    """Number and date notation of a text source such as a CSV export."""
 
     decimal: str = "."
     thousands: str | None = None

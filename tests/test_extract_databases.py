@@ -9,6 +9,7 @@ ERP_REQUIRE_DATABASES=1 (set by .ci/run) turns the skip into a failure.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 
@@ -157,3 +158,22 @@ def test_server_hostile_table_name(small_config, tmp_path, server_url):
         vendors = connection.execute(text("SELECT COUNT(*) FROM vendors")).scalar_one()
     engine.dispose()
     assert vendors > 0
+
+
+def test_server_password_kept_out_of_logs(small_config, tmp_path, server_url, monkeypatch, caplog):
+    kind, url = server_url
+    if kind == "mariadb":
+        pytest.skip("root on the test MariaDB has an empty password, so the server rejects any other")
+    _load(url, small_config)
+    cfg = _database_config(small_config, url)
+    # Trust authentication ignores the password, so the whole extract runs with one set.
+    cfg.source.url = url.set(password="{password}").render_as_string(hide_password=False)
+    monkeypatch.setenv("ERP_DB_PASSWORD", "hunter2-secret")
+    caplog.set_level(logging.DEBUG)
+
+    reports = extract(cfg, tmp_path / "out", tmp_path / "out.json")
+
+    assert reports["invoices"]["written"] == N_INVOICES
+    assert f"Extracting from postgresql+psycopg://postgres:***@127.0.0.1:5432/{url.database}" in caplog.text
+    assert "hunter2-secret" not in caplog.text
+    assert "hunter2-secret" not in (tmp_path / "out.json").read_text()
