@@ -16,6 +16,7 @@ MODELS = Path("models")
 TEACHER = MODELS / "teacher"
 STUDENTS = MODELS / "students"
 BASELINES = MODELS / "baselines"
+ONNX = MODELS / "onnx"
 
 REPORTS = Path("reports")
 
@@ -38,3 +39,7 @@ def student_dir(name: str) -> Path:
 
 def baseline_dir(name: str) -> Path:
     return BASELINES / name
+
+
+def onnx_dir(name: str) -> Path:
+    return ONNX / name
