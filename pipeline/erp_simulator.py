@@ -1,4 +1,8 @@
-"""Seeded generator of a small ERP database: vendors, GL accounts, invoices and lines.
+"""Seeded generator of an ERP database: master data, purchase-to-pay records and service tickets.
+
+Invoice lines come from this module; master data, purchase orders, goods
+receipts, blocks, payments and tickets from erp_master_data, erp_processes
+and erp_tickets, drawn from a second random stream.
 
 The GL account of a line follows business rules a clerk would apply: the
 material group behind the description, the vendor's industry where the wording
@@ -13,12 +17,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Engine, insert
+from tqdm.auto import tqdm
 
-from pipeline.erp_schema import TABLES, gl_accounts, invoice_lines, invoices, metadata, vendors
+from pipeline.erp_master_data import (add_vendor_details, make_company_codes, make_cost_centers, make_customers,
+                                      make_materials)
+from pipeline.erp_processes import simulate_purchase_to_pay
+from pipeline.erp_schema import (TABLES, company_codes, cost_centers, customers, gl_accounts, goods_receipts,
+                                 invoice_lines, invoices, material_groups, materials, metadata, payments,
+                                 purchase_order_items, purchase_orders, tickets, vendors)
+from pipeline.erp_tickets import simulate_tickets
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +54,33 @@ ACCOUNTS = {
     "680000": "Cleaning and facility services",
     "690000": "Training and education",
 }
+
+# The rest of the chart of accounts: rarely or never booked from invoices.
+TAIL_ACCOUNTS = {
+    "400100": "Bank charges", "400200": "Insurance premiums", "642000": "Customs and duties",
+    "652000": "Memberships and subscriptions", "600100": "Rent and leases", "600200": "Vehicle costs",
+    "655000": "Audit and tax advisory", "671000": "Entertainment and gifts", "672000": "Donations",
+    "673000": "Fines and penalties", "674000": "Research and development services",
+    "675000": "Temporary staff", "676000": "Recruitment fees", "677000": "Postage",
+}
+# A long tail of rare labels: a few lines go to tail accounts, with wording that names them.
+RARE_ACCOUNT_RATE = 0.005
+RARE_ACCOUNT_WORDING = {
+    "400100": ("bank charges Q", "account maintenance fee", "Kontofuehrungsgebuehr"),
+    "400200": ("insurance premium fleet", "liability insurance renewal", "prime assurance"),
+    "642000": ("import duty", "customs duty DE", "Einfuhrzoll"),
+    "652000": ("chamber of commerce membership", "association fee annual", "Mitgliedsbeitrag"),
+}
+# Drift: an account renamed at the start of the last fiscal year (id, former name).
+RENAMED_ACCOUNT = ("613000", "IT services")
+# Drift: catalogue items that only appear in the last fiscal year.
+NEW_ITEMS = {
+    "software": ("Copilot seats", "GenAI API credits"),
+    "it_hardware": ("AI workstation GPU",),
+    "it_services": ("LLM hosting",),
+}
+# Share of vendors onboarded during the simulated years instead of before them.
+NEWCOMER_VENDOR_SHARE = 0.25
 
 # Amounts at or above this are capitalised as fixed assets (IT hardware only).
 CAPITALISATION_THRESHOLD = 1000.0
@@ -190,12 +229,14 @@ def _typo(rng: np.random.Generator, text: str) -> str:
     return text[:position] + text[position + 1:]
 
 
-def _describe(rng: np.random.Generator, group: MaterialGroup, quantity: float, unit: str, month: str) -> str:
-    """Write a line description the way clerks type it."""
+def _describe(rng: np.random.Generator, group: MaterialGroup, items: tuple[str, ...], quantity: float,
+              unit: str, month: str) -> tuple[str, str]:
+    """Write a line description the way clerks type it; return it and the catalogue item behind it."""
     if rng.random() < 0.10:
         text = str(rng.choice(group.foreign_items))
     else:
-        text = str(rng.choice(group.items))
+        text = str(rng.choice(items))
+    item = text
 
     if rng.random() < 0.25:
         for word, short in ABBREVIATIONS.items():
@@ -214,7 +255,7 @@ def _describe(rng: np.random.Generator, group: MaterialGroup, quantity: float, u
         text = text.upper()
     elif case < 0.35:
         text = text.lower()
-    return text
+    return text, item
 
 
 def _account_for(group: MaterialGroup, amount: float) -> str:
@@ -223,22 +264,36 @@ def _account_for(group: MaterialGroup, amount: float) -> str:
     return group.account
 
 
-def _make_invoices(rng: np.random.Generator, vendor_rows: list[dict], n_invoices: int,
-                   fiscal_years: list[int]) -> tuple[list[dict], list[dict]]:
+def _active_vendor_weights(vendor_rows: list[dict], activity: np.ndarray, year: int) -> np.ndarray:
+    """Return invoice shares over the vendors onboarded before `year` starts."""
+    active = np.array([vendor["onboarded_on"].year < year for vendor in vendor_rows])
+    weights = activity * active
+    return weights / weights.sum()
+
+
+def _iter_invoices(rng: np.random.Generator, vendor_rows: list[dict], n_invoices: int, fiscal_years: list[int],
+                   chunk_invoices: int) -> Iterator[tuple[list[dict], list[dict]]]:
+    """Yield invoices and their lines in chunks of chunk_invoices, so memory stays bounded at any size.
+
+    Lines carry the keys _group and _item (material group and catalogue item),
+    which the purchase-to-pay simulation reads and the database never stores.
+    """
     groups = {group.name: group for group in GROUPS}
     account_ids = list(ACCOUNTS)
 
     # Vendors get a Zipf-like share of invoices: a few suppliers send most of them.
     activity = rng.pareto(1.2, size=len(vendor_rows)) + 0.1
-    activity = activity / activity.sum()
+    weights_by_year = {year: _active_vendor_weights(vendor_rows, activity, year) for year in fiscal_years}
 
     start = dt.date(min(fiscal_years), 1, 1)
     n_days = (dt.date(max(fiscal_years), 12, 31) - start).days + 1
+    last_year = max(fiscal_years)
 
     invoice_rows, line_rows = [], []
     for index in range(n_invoices):
-        vendor = vendor_rows[int(rng.choice(len(vendor_rows), p=activity))]
         posting_date = start + dt.timedelta(days=int(rng.integers(0, n_days)))
+        weights = weights_by_year.get(posting_date.year, weights_by_year[last_year])
+        vendor = vendor_rows[int(rng.choice(len(vendor_rows), p=weights))]
         invoice_id = f"INV{index + 1:09d}"
         invoice_rows.append({
             "invoice_id": invoice_id,
@@ -258,13 +313,20 @@ def _make_invoices(rng: np.random.Generator, vendor_rows: list[dict], n_invoices
             unit_price = float(rng.lognormal(np.log(group.median_unit_price), 0.9))
             amount = round(quantity * unit_price, 2)
 
+            item = None
             if rng.random() < GENERIC_RATE:
                 description = str(rng.choice(GENERIC_WORDING))
             else:
-                description = _describe(rng, group, quantity, unit, month)
+                # Drift: some catalogue items only exist in the last fiscal year.
+                items = group.items + NEW_ITEMS.get(group.name, ()) if posting_date.year == last_year \
+                    else group.items
+                description, item = _describe(rng, group, items, quantity, unit, month)
 
             account = _account_for(group, amount)
-            if rng.random() < MISCODING_RATE:
+            if rng.random() < RARE_ACCOUNT_RATE:
+                account, description = _rare_account_line(rng)
+                item = None
+            elif rng.random() < MISCODING_RATE:
                 account = str(rng.choice(account_ids))
 
             line_rows.append({
@@ -275,33 +337,103 @@ def _make_invoices(rng: np.random.Generator, vendor_rows: list[dict], n_invoices
                 "quantity": quantity,
                 "amount": amount,
                 "gl_account_id": account,
+                "material_id": None,
+                "_group": group.name,
+                "_item": item,
             })
-    return invoice_rows, line_rows
+        if len(invoice_rows) >= chunk_invoices:
+            yield invoice_rows, line_rows
+            invoice_rows, line_rows = [], []
+    if invoice_rows:
+        yield invoice_rows, line_rows
+
+
+def _rare_account_line(rng: np.random.Generator) -> tuple[str, str]:
+    account = str(rng.choice(list(RARE_ACCOUNT_WORDING)))
+    description = str(rng.choice(RARE_ACCOUNT_WORDING[account]))
+    if rng.random() < 0.3:
+        description = description.upper()
+    return account, description
+
+
+def _account_rows(fiscal_years: list[int]) -> list[dict]:
+    rows = []
+    for account_id, name in {**ACCOUNTS, **TAIL_ACCOUNTS}.items():
+        rows.append({"account_id": account_id, "name": name, "former_name": None, "renamed_on": None,
+                     "account_type": "asset" if account_id.startswith("1") else "expense"})
+    # Drift: one account was renamed at the start of the last fiscal year.
+    if len(fiscal_years) > 1:
+        renamed = next(row for row in rows if row["account_id"] == RENAMED_ACCOUNT[0])
+        renamed["former_name"] = RENAMED_ACCOUNT[1]
+        renamed["renamed_on"] = dt.date(max(fiscal_years), 1, 1)
+    return rows
+
+
+def _insert(connection, table, rows: list[dict], chunk_size: int) -> None:
+    columns = set(table.columns.keys())
+    for offset in range(0, len(rows), chunk_size):
+        batch = [{key: value for key, value in row.items() if key in columns}
+                 for row in rows[offset:offset + chunk_size]]
+        if batch:
+            connection.execute(insert(table), batch)
 
 
 def generate_erp(engine: Engine, n_invoices: int, seed: int, fiscal_years: list[int],
                  chunk_size: int = 20000) -> dict[str, int]:
     """Create the ERP tables in `engine`'s database and fill them; returns row counts.
 
-    Existing tables of the same names are dropped first.
+    Existing tables of the same names are dropped first. Invoices are generated
+    and inserted chunk_size at a time, each chunk in its own transaction.
     """
+    fiscal_years = sorted(int(year) for year in fiscal_years)
     rng = np.random.default_rng(seed)
+    # A second stream for master data and processes, so their draws never shift
+    # the invoice lines that carry the GL-account labels.
+    process_rng = np.random.default_rng([seed, 1])
+
     n_vendors = max(30, n_invoices // 40)
     vendor_rows = _make_vendors(rng, n_vendors)
-    invoice_rows, line_rows = _make_invoices(rng, vendor_rows, n_invoices, list(fiscal_years))
-    account_rows = [
-        {"account_id": account_id, "name": name, "account_type": "asset" if account_id.startswith("1") else "expense"}
-        for account_id, name in ACCOUNTS.items()
-    ]
+    add_vendor_details(process_rng, vendor_rows, fiscal_years, NEWCOMER_VENDOR_SHARE)
+    vendors_by_id = {vendor["vendor_id"]: vendor for vendor in vendor_rows}
+    group_rows, material_rows, material_index = make_materials(GROUPS, NEW_ITEMS)
+    master = {
+        company_codes: make_company_codes(),
+        gl_accounts: _account_rows(fiscal_years),
+        material_groups: group_rows,
+        materials: material_rows,
+        cost_centers: make_cost_centers(),
+        vendors: vendor_rows,
+        customers: make_customers(process_rng, max(20, n_invoices // 100), SYLLABLES, LEGAL_FORMS, COUNTRIES),
+    }
 
     metadata.drop_all(engine, tables=list(reversed(TABLES)))
     metadata.create_all(engine, tables=list(TABLES))
-    counts = {}
+    counts = {table.name: 0 for table in TABLES}
     with engine.begin() as connection:
-        for table, rows in ((gl_accounts, account_rows), (vendors, vendor_rows),
-                            (invoices, invoice_rows), (invoice_lines, line_rows)):
-            for offset in range(0, len(rows), chunk_size):
-                connection.execute(insert(table), rows[offset:offset + chunk_size])
+        for table, rows in master.items():
+            _insert(connection, table, rows, chunk_size)
             counts[table.name] = len(rows)
+
+    chunks = _iter_invoices(rng, vendor_rows, n_invoices, fiscal_years, chunk_size)
+    progress = tqdm(total=n_invoices, desc="simulate invoices", unit=" invoices", mininterval=5)
+    for invoice_rows, line_rows in chunks:
+        for line in line_rows:
+            line["material_id"] = material_index.get((line["_group"], line["_item"]))
+        process_rows = simulate_purchase_to_pay(process_rng, invoice_rows, line_rows, vendors_by_id,
+                                                material_index, fiscal_years)
+        amounts = {payment["invoice_id"]: payment["amount"] for payment in process_rows["payments"]}
+        process_rows["tickets"] = simulate_tickets(process_rng, invoice_rows, vendors_by_id, amounts,
+                                                   counts["tickets"] + 1)
+        process_rows["invoices"] = invoice_rows
+        process_rows["invoice_lines"] = line_rows
+
+        # Parents before children, so servers that enforce foreign keys accept each insert.
+        with engine.begin() as connection:
+            for table in (purchase_orders, purchase_order_items, goods_receipts, invoices, invoice_lines,
+                          payments, tickets):
+                _insert(connection, table, process_rows[table.name], chunk_size)
+                counts[table.name] += len(process_rows[table.name])
+        progress.update(len(invoice_rows))
+    progress.close()
     log.info("Simulated ERP written: %s", counts)
     return counts

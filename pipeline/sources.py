@@ -133,10 +133,11 @@ class FileSource(TableSource):
         self.delimiter = str(cfg.source.get("delimiter", ","))
         self.encoding = str(cfg.source.get("encoding", "utf-8"))
         date_format = cfg.source.get("date_format")
+        self.configured_date_format = str(date_format) if date_format else ""
         self.value_format = ValueFormat(
             decimal=str(cfg.source.get("decimal", ".")),
             thousands=cfg.source.get("thousands"),
-            date_format=str(date_format) if date_format else "",
+            date_format=self.configured_date_format,
         )
         if self.kind == "parquet":
             # Parquet stores typed numbers and dates, so text formats do not apply.
@@ -190,6 +191,9 @@ class FileSource(TableSource):
         options = dict(sep=self.delimiter, encoding=self.encoding, encoding_errors="replace", dtype=str,
                        keep_default_na=False, na_values=[""])
         header = list(pd.read_csv(path, nrows=0, **options).columns)
+        # Each file may come from a different export, so dates are detected per table.
+        self.value_format = ValueFormat(self.value_format.decimal, self.value_format.thousands,
+                                        self.configured_date_format)
         columns = self.resolve_columns(table, header, f"File {path.name!r}")
         wanted = [source for source in columns.values() if source is not None]
         renames = {source: target for target, source in columns.items() if source}
@@ -200,27 +204,30 @@ class FileSource(TableSource):
             yield frame
 
     def detect_date_format(self, table: Table, sample: pd.DataFrame) -> None:
-        """Pick the date format from a first chunk when the config sets none."""
+        """Pick each date column's format from a first chunk when the config sets none."""
         if self.value_format.date_format:
             return
-        date_columns = [column.name for column in table.columns if column.type.__class__.__name__ == "Date"]
-        if not date_columns:
-            return
-        values = pd.concat([sample[name] for name in date_columns]).dropna().astype(str).str.strip()
-        values = values[values != ""]
-        if values.empty:
-            return
-        fitting = [candidate for candidate in DATE_FORMATS
-                   if pd.to_datetime(values, format=candidate, errors="coerce").notna().all()]
-        if len(fitting) != 1:
-            examples = ", ".join(values.head(3))
-            found = f"several formats fit ({', '.join(fitting)})" if fitting else "no known format fits"
-            raise ExtractError(
-                f"Cannot detect the date format of table {table.name!r} from values such as {examples}: "
-                f"{found}. Set source.date_format, for example '%d.%m.%Y'."
-            )
-        log.info("Detected date format %s in table %s", fitting[0], table.name)
-        self.value_format = ValueFormat(self.value_format.decimal, self.value_format.thousands, fitting[0])
+        detected = []
+        for column in table.columns:
+            if column.type.__class__.__name__ != "Date":
+                continue
+            values = sample[column.name].dropna().astype(str).str.strip()
+            values = values[values != ""]
+            if values.empty:
+                continue
+            fitting = [candidate for candidate in DATE_FORMATS
+                       if pd.to_datetime(values, format=candidate, errors="coerce").notna().all()]
+            if len(fitting) != 1:
+                examples = ", ".join(values.drop_duplicates().head(3))
+                found = f"several formats fit ({', '.join(fitting)})" if fitting else "no known format fits"
+                raise ExtractError(
+                    f"Cannot detect the date format of {table.name}.{column.name} from values such as "
+                    f"{examples}: {found}. Set source.date_format, for example '%d.%m.%Y'."
+                )
+            log.info("Detected date format %s in %s.%s", fitting[0], table.name, column.name)
+            detected.append((column.name, fitting[0]))
+        self.value_format = ValueFormat(self.value_format.decimal, self.value_format.thousands,
+                                        self.value_format.date_format, tuple(detected))
 
 
 def _with_all_columns(table: Table, frame: pd.DataFrame) -> pd.DataFrame:

@@ -42,6 +42,11 @@ class ValueFormat:
     thousands: str | None = None
     # A strftime format such as "%d.%m.%Y", or "ISO8601".
     date_format: str = "ISO8601"
+    # Formats detected per date column, which take precedence over date_format.
+    column_date_formats: tuple[tuple[str, str], ...] = ()
+
+    def date_format_for(self, column: str) -> str:
+        return dict(self.column_date_formats).get(column, self.date_format)
 
 
 def type_kind(column) -> str:
@@ -125,7 +130,7 @@ def coerce_frame(table: Table, raw: pd.DataFrame, value_format: ValueFormat) -> 
                 frame[column.name] = converted.astype("float64")
             mark(invalid, f"invalid_{column.name}")
         elif kind == "date":
-            converted = _parse_date(text, value_format.date_format)
+            converted = _parse_date(text, value_format.date_format_for(column.name))
             mark(present & converted.isna(), f"invalid_{column.name}")
             frame[column.name] = converted
         else:

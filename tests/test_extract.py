@@ -12,6 +12,12 @@ from pipeline.config import ConfigError
 from pipeline.extract import ExtractError, extract, simulate_source, source_url
 
 
+@pytest.fixture(autouse=True)
+def pseudonym_key(monkeypatch):
+    """A key for the personal-data columns, which a source other than the simulator requires."""
+    monkeypatch.setenv("ERP_PSEUDONYM_KEY", "test-key-not-a-secret")
+
+
 def test_simulated_extract_accounts_for_rows(small_config, tmp_path):
     reports = extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
 
@@ -48,8 +54,10 @@ def _corrupt(cfg, statements: list[str]) -> None:
 
 def test_orphan_and_bad_amount_quarantined(small_config, tmp_path):
     _corrupt(small_config, [
-        "INSERT INTO invoice_lines VALUES ('X-1', 'INV-MISSING', 1, 'toner', 1, 10.0, '610100')",
-        "INSERT INTO invoice_lines VALUES ('X-2', 'INV000000001', 9, 'toner', 1, 'ten euros', '610100')",
+        "INSERT INTO invoice_lines (line_id, invoice_id, line_no, description, quantity, amount, gl_account_id) "
+        "VALUES ('X-1', 'INV-MISSING', 1, 'toner', 1, 10.0, '610100')",
+        "INSERT INTO invoice_lines (line_id, invoice_id, line_no, description, quantity, amount, gl_account_id) "
+        "VALUES ('X-2', 'INV000000001', 9, 'toner', 1, 'ten euros', '610100')",
     ])
 
     reports = extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
@@ -110,3 +118,27 @@ def test_simulated_source_needs_sqlite(small_config):
 
     with pytest.raises(ConfigError, match="sqlite:///PATH"):
         simulate_source(small_config, source_url(small_config))
+
+
+def test_personal_data_pseudonymized(small_config, tmp_path):
+    extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
+
+    vendors = pd.read_parquet(tmp_path / "extracted" / "vendors.parquet")
+    tickets = pd.read_parquet(tmp_path / "extracted" / "tickets.parquet")
+    assert vendors["contact_email"].str.match(r"^contact_email_[0-9a-f]{16}$").all()
+    assert vendors["iban"].dropna().str.match(r"^iban_[0-9a-f]{16}$").all()
+    assert tickets["requester_name"].str.match(r"^requester_name_[0-9a-f]{16}$").all()
+    assert not vendors["name"].str.startswith("name_").any()
+
+
+def test_pseudonyms_depend_on_key(small_config, tmp_path, monkeypatch):
+    small_config.source.kind = "database"
+    simulate_source(small_config, source_url(small_config))
+    extract(small_config, tmp_path / "a", tmp_path / "a.json")
+    monkeypatch.setenv("ERP_PSEUDONYM_KEY", "another-test-key-here")
+    extract(small_config, tmp_path / "b", tmp_path / "b.json")
+
+    first = pd.read_parquet(tmp_path / "a" / "vendors.parquet")["contact_name"]
+    second = pd.read_parquet(tmp_path / "b" / "vendors.parquet")["contact_name"]
+    assert first.nunique() == second.nunique()
+    assert not set(first) & set(second)

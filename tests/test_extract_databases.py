@@ -30,6 +30,12 @@ SERVERS = {
 N_INVOICES = 150
 
 
+@pytest.fixture(autouse=True)
+def pseudonym_key(monkeypatch):
+    """A key for the personal-data columns, which a source other than the simulator requires."""
+    monkeypatch.setenv("ERP_PSEUDONYM_KEY", "test-key-not-a-secret")
+
+
 def _unreachable(reason: str):
     if os.environ.get("ERP_REQUIRE_DATABASES") == "1":
         pytest.fail(f"{reason}, and ERP_REQUIRE_DATABASES=1 requires it")
