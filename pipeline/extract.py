@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("simulated", "database", "csv", "parquet")
 
+# Tables whose keys a foreign key of another table refers to.
+PARENT_TABLES = {foreign_key.column.table.name for table in TABLES for foreign_key in table.foreign_keys}
+
 # Placeholder for the password in source.url, as in postgresql+psycopg://erp:{password}@host/db.
 PASSWORD_PLACEHOLDER = "{password}"
 
@@ -176,6 +179,9 @@ def extract(cfg: DictConfig, out_dir: Path, report_file: Path) -> dict[str, dict
                      report.written, report.quarantined, dict(report.reasons))
             _check_report(cfg, table, report, staging)
             reports[table.name] = report.as_dict()
+            # Keys are kept only for tables that others reference, to bound memory.
+            if table.name not in PARENT_TABLES:
+                keys.pop(table.name, None)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -192,9 +198,33 @@ def extract(cfg: DictConfig, out_dir: Path, report_file: Path) -> dict[str, dict
     return reports
 
 
+def log_to_mlflow(cfg: DictConfig, reports: dict[str, dict], report_file: Path) -> None:
+    """Record row counts per table, and the source settings without credentials, in an MLflow run."""
+    # Imported here because mlflow and lightning (through tracking) take seconds
+    # to load, and extract() itself needs neither.
+    import mlflow
+
+    from pipeline.tracking import section, start_run
+
+    params = section(cfg, "seed", "source")
+    if "url" in params["source"]:
+        params["source"]["url"] = make_url(str(cfg.source.url)).render_as_string(hide_password=True)
+    metrics = {}
+    for table, report in reports.items():
+        for key in ("read", "written", "quarantined"):
+            metrics[f"{table}/{key}"] = report[key]
+        for reason, count in report["quarantine_reasons"].items():
+            metrics[f"{table}/quarantined/{reason}"] = count
+    with start_run(cfg, "extract", "extract", params):
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifact(str(report_file))
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = stage_config(argv)
-    extract(cfg, paths.EXTRACTED, paths.REPORTS / "extract.json")
+    report_file = paths.REPORTS / "extract.json"
+    reports = extract(cfg, paths.EXTRACTED, report_file)
+    log_to_mlflow(cfg, reports, report_file)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ marked rows to quarantine, so each row read is either written or quarantined.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -73,19 +72,18 @@ def quarantine_schema(table: Table) -> pa.Schema:
 
 
 def as_text(values: pd.Series) -> pd.Series:
-    """Render source values as text, keeping nulls, for parsing and for quarantine."""
-    def render(value):
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
-            return None
-        if isinstance(value, bytes):
-            return value.decode("utf-8", errors="replace")
-        if isinstance(value, dt.datetime):
-            return value.isoformat(sep=" ")
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        return str(value)
+    """Render source values as text, keeping nulls, for parsing and for quarantine.
 
-    return pd.Series([render(value) for value in values], index=values.index, dtype=object)
+    str() gives ISO dates ('2024-03-01', '2024-03-01 00:00:00') and exact
+    decimals, so every driver's native types render alike.
+    """
+    missing = values.isna()
+    if values.map(type).eq(bytes).any():
+        values = values.map(lambda value: value.decode("utf-8", errors="replace") if isinstance(value, bytes)
+                            else value)
+    text = values.astype(str).astype(object)
+    text[missing] = None
+    return text
 
 
 def _parse_number(text: pd.Series, value_format: ValueFormat) -> pd.Series:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from pipeline.config import ConfigError
-from pipeline.extract import ExtractError, extract, simulate_source, source_url
+from pipeline.extract import ExtractError, extract, log_to_mlflow, simulate_source, source_url
 
 
 @pytest.fixture(autouse=True)
@@ -142,3 +142,17 @@ def test_pseudonyms_depend_on_key(small_config, tmp_path, monkeypatch):
     second = pd.read_parquet(tmp_path / "b" / "vendors.parquet")["contact_name"]
     assert first.nunique() == second.nunique()
     assert not set(first) & set(second)
+
+
+def test_report_logged_to_mlflow(small_config, tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    reports = extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
+
+    log_to_mlflow(small_config, reports, tmp_path / "extract.json")
+
+    runs = mlflow.search_runs(experiment_names=[small_config.mlflow.experiment_name], output_format="list")
+    assert [run.info.run_name for run in runs] == ["extract"]
+    assert runs[0].data.metrics["invoice_lines/read"] == reports["invoice_lines"]["read"]
+    assert runs[0].data.params["source.url"] == small_config.source.url
