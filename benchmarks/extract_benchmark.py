@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True, help="folder for the database and outputs")
     parser.add_argument("--chunk-size", type=int, default=50_000, help="rows per read (source.chunk_size)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--reuse", action="store_true",
+                        help="sqlite only: extract the database already in --workdir instead of simulating it")
     parser.add_argument("--server-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
                         help="PostgreSQL server to create the benchmark database on")
     args = parser.parse_args()
@@ -95,7 +97,9 @@ def main() -> None:
             connection.execute(text(f"CREATE DATABASE {name}"))
         url = admin.url.set(database=name).render_as_string(hide_password=False)
     try:
-        simulate_seconds = _simulate(url, n_invoices, args.seed)
+        simulate_seconds = None
+        if not (args.reuse and args.backend == "sqlite" and (args.workdir / "erp.sqlite").is_file()):
+            simulate_seconds = round(_simulate(url, n_invoices, args.seed), 1)
         output, peak_mib = _extract_in_child(url, args.workdir, args.chunk_size)
     finally:
         if admin is not None:
@@ -109,7 +113,7 @@ def main() -> None:
         "backend": args.backend,
         "invoice_lines": reports["invoice_lines"]["read"],
         "rows_all_tables": rows,
-        "simulate_seconds": round(simulate_seconds, 1),
+        "simulate_seconds": simulate_seconds,
         "extract_seconds": round(output["seconds"], 1),
         "rows_per_second": round(rows / output["seconds"]),
         "invoice_lines_per_second": round(reports["invoice_lines"]["read"] / output["seconds"]),

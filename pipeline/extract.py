@@ -30,7 +30,8 @@ from pipeline.erp_schema import REQUIRED_TABLES, TABLES
 from pipeline.erp_simulator import generate_erp
 from pipeline.pseudonymize import Pseudonymizer, make_pseudonymizer
 from pipeline.sources import ExtractError, FileSource, SqlSource
-from pipeline.validation import TableReport, arrow_schema, as_text, check_keys, coerce_frame, quarantine_schema
+from pipeline.validation import (KeySet, TableReport, arrow_schema, as_text, check_keys, coerce_frame,
+                                 quarantine_schema)
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,11 @@ def _open_source(cfg: DictConfig, url: URL | None):
     return SqlSource(cfg, engine), engine
 
 
-def extract_table(source, table: Table, out_dir: Path, keys: dict[str, set], chunk_size: int,
+def extract_table(source, table: Table, out_dir: Path, keys: dict[str, KeySet], chunk_size: int,
                   pseudonymizer: Pseudonymizer) -> TableReport:
     """Stream one table to Parquet, quarantining invalid, duplicate and orphan rows."""
     primary_key = table.primary_key.columns.keys()[0]
-    seen: set = set()
+    seen = KeySet()
     report = TableReport()
     schema = arrow_schema(table)
     bad_schema = quarantine_schema(table)
@@ -110,7 +111,7 @@ def extract_table(source, table: Table, out_dir: Path, keys: dict[str, set], chu
             good = pseudonymizer.apply(table.name, frame[reasons.isna()].copy())
             bad = raw[reasons.notna()].assign(quarantine_reason=reasons[reasons.notna()])
             bad = pseudonymizer.apply(table.name, bad)
-            seen.update(good[primary_key])
+            seen.add(good[primary_key])
             writer.write_table(pa.Table.from_pandas(good, schema=schema, preserve_index=False))
             if len(bad):
                 quarantine.write_table(pa.Table.from_pandas(bad, schema=bad_schema, preserve_index=False))
@@ -163,7 +164,7 @@ def extract(cfg: DictConfig, out_dir: Path, report_file: Path) -> dict[str, dict
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "quarantine").mkdir(parents=True)
 
-    keys: dict[str, set] = {}
+    keys: dict[str, KeySet] = {}
     reports = {}
     engine = None
     try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Table
 
 # Unicode's replacement character: a file decoded with encoding_errors="replace"
@@ -143,11 +144,34 @@ def coerce_frame(table: Table, raw: pd.DataFrame, value_format: ValueFormat) -> 
     return frame, reasons
 
 
-def check_keys(table: Table, frame: pd.DataFrame, reasons: pd.Series, seen: set,
-               parent_keys: dict[str, set]) -> None:
+def _as_arrow_text(values: pd.Series) -> pa.Array:
+    return pa.array(values.astype("string")).cast(pa.large_string())
+
+
+class KeySet:
+    """Keys seen so far, stored as Arrow strings: a fraction of a Python set's memory at a million keys."""
+
+    def __init__(self) -> None:
+        self.chunks: list[pa.Array] = []
+
+    def add(self, values: pd.Series) -> None:
+        self.chunks.append(_as_arrow_text(values))
+
+    def contains(self, values: pd.Series) -> pd.Series:
+        if not self.chunks:
+            return pd.Series(False, index=values.index)
+        # Merged once per lookup, so is_in builds one hash table over all keys.
+        if len(self.chunks) > 1:
+            self.chunks = [pa.concat_arrays(self.chunks)]
+        found = pc.is_in(_as_arrow_text(values), value_set=self.chunks[0])
+        return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
+
+
+def check_keys(table: Table, frame: pd.DataFrame, reasons: pd.Series, seen: KeySet,
+               parent_keys: dict[str, KeySet]) -> None:
     """Mark duplicate primary keys and references to rows the parent table lacks."""
     primary_key = table.primary_key.columns.keys()[0]
-    duplicate = frame[primary_key].isin(seen) | frame[primary_key].duplicated()
+    duplicate = seen.contains(frame[primary_key]) | frame[primary_key].duplicated()
     reasons[duplicate & reasons.isna()] = "duplicate_key"
 
     for foreign_key in table.foreign_keys:
@@ -157,5 +181,5 @@ def check_keys(table: Table, frame: pd.DataFrame, reasons: pd.Series, seen: set,
         if parent not in parent_keys:
             continue
         values = frame[column]
-        orphan = values.notna() & ~values.isin(parent_keys[parent])
+        orphan = values.notna() & ~parent_keys[parent].contains(values)
         reasons[orphan & reasons.isna()] = f"orphan_{column}"
