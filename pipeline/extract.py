@@ -108,10 +108,10 @@ def extract_table(source, table: Table, out_dir: Path, keys: dict[str, KeySet], 
             frame, reasons = coerce_frame(table, raw, source.value_format)
             check_keys(table, frame, reasons, seen, keys)
 
+            seen.add(frame.loc[reasons.isna(), primary_key])
             good = pseudonymizer.apply(table.name, frame[reasons.isna()].copy())
             bad = raw[reasons.notna()].assign(quarantine_reason=reasons[reasons.notna()])
             bad = pseudonymizer.apply(table.name, bad)
-            seen.add(good[primary_key])
             writer.write_table(pa.Table.from_pandas(good, schema=schema, preserve_index=False))
             if len(bad):
                 quarantine.write_table(pa.Table.from_pandas(bad, schema=bad_schema, preserve_index=False))
