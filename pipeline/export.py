@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from omegaconf import DictConfig
@@ -41,16 +42,45 @@ class ExportError(RuntimeError):
 
 
 def export_fp32(model: torch.nn.Module, max_length: int, path: Path) -> None:
-    """Export with torch.export (dynamo), with batch size and sequence length left dynamic."""
+    """Export with batch size and sequence length left dynamic, and prove they are.
+
+    The torch.export (dynamo) exporter comes first. In torch 2.13 it fixes the
+    sequence length of an LSTM exported after another one in the same process,
+    so a graph with a fixed dimension is exported again with the TorchScript
+    exporter, which keeps it dynamic.
+    """
     example = torch.tensor([[2, 10, 11, 12, 3], [2, 13, 3, 0, 0]])
     mask = (example != 0).long()
+    names = dict(input_names=list(INPUT_NAMES), output_names=["logits"])
     batch = torch.export.Dim("batch")
     sequence = torch.export.Dim("sequence", max=max_length)
     torch.onnx.export(
-        model.eval(), (example, mask), str(path), input_names=list(INPUT_NAMES), output_names=["logits"],
-        dynamo=True, external_data=False, verbose=False,
+        model.eval(), (example, mask), str(path), dynamo=True, external_data=False, verbose=False, **names,
         dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
     )
+    if _static_inputs(path):
+        log.warning("The dynamo exporter fixed input dimensions %s; exporting again with TorchScript",
+                    _static_inputs(path))
+        axes = {"batch": 0, "sequence": 1}
+        torch.onnx.export(
+            model.eval(), (example, mask), str(path), dynamo=False, opset_version=17, **names,
+            dynamic_axes={name: {index: axis for axis, index in axes.items()} for name in INPUT_NAMES}
+            | {"logits": {0: "batch"}},
+        )
+    if _static_inputs(path):
+        raise ExportError(f"ONNX export fixed the input dimensions {_static_inputs(path)}; batch size and "
+                          "sequence length must stay dynamic.")
+
+
+def _static_inputs(path: Path) -> dict[str, list]:
+    """Inputs of an ONNX graph whose shape has a fixed size where a named (dynamic) one belongs."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    static = {}
+    for graph_input in graph.input:
+        dims = [dim.dim_param or dim.dim_value for dim in graph_input.type.tensor_type.shape.dim]
+        if any(isinstance(dim, int) for dim in dims):
+            static[graph_input.name] = dims
+    return static
 
 
 def quantize_int8(fp32_path: Path, int8_path: Path) -> None:

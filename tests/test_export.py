@@ -34,6 +34,20 @@ def test_fp32_export_matches_pytorch(arch, tokenizer, tmp_path):
 
 
 @pytest.mark.parametrize("arch", sorted(MODEL_KWARGS))
+def test_repeated_exports_stay_dynamic(arch, tokenizer, tmp_path):
+    for attempt in range(2):
+        torch.manual_seed(attempt)
+        model = build_student(arch, MODEL_KWARGS[arch], len(tokenizer), 5, 32, tokenizer.pad_token_id).eval()
+        export_fp32(model, 32, tmp_path / f"model{attempt}.onnx")
+        session = onnx_session(tmp_path / f"model{attempt}.onnx", 1)
+
+        for length in (3, 17):
+            ids = np.full((2, length), 7, dtype=np.int64)
+            logits = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+            assert logits.shape == (2, 5), (attempt, length)
+
+
+@pytest.mark.parametrize("arch", sorted(MODEL_KWARGS))
 def test_int8_export_is_smaller(arch, tokenizer, tmp_path):
     torch.manual_seed(0)
     model = build_student(arch, MODEL_KWARGS[arch] | {"dropout": 0.0}, 4000, 5, 32, tokenizer.pad_token_id).eval()

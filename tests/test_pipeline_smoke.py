@@ -67,6 +67,29 @@ def test_dvc_metrics_complete_and_finite(smoke_repo):
             assert _finite(metrics[model].get(figure)), f"{model} {figure} = {metrics[model].get(figure)}"
 
 
+def test_onnx_exports_in_comparison(smoke_repo):
+    repo, _, _, _ = smoke_repo
+    metrics = json.loads((repo / "reports" / "compare.json").read_text())
+
+    for student in STUDENTS:
+        for runtime in ("onnx", "onnx_int8"):
+            row = metrics[f"{student}@{runtime}"]
+            for figure in FIGURES + STUDENT_FIGURES:
+                assert _finite(row.get(figure)), f"{student}@{runtime} {figure} = {row.get(figure)}"
+        assert metrics[f"{student}@onnx_int8"]["size/bytes"] < metrics[f"{student}@onnx"]["size/bytes"]
+
+
+def test_champion_registered(smoke_repo):
+    repo, _, _, _ = smoke_repo
+    report = json.loads((repo / "reports" / "registry.json").read_text())
+
+    assert report["registered_model"] == "gl_account-student"
+    assert report["model_uri"] == "models:/gl_account-student@champion"
+    with sqlite3.connect(repo / "mlflow.db") as connection:
+        aliases = connection.execute("SELECT name, alias, version FROM registered_model_aliases").fetchall()
+    assert ("gl_account-student", "champion", report["version"]) in aliases
+
+
 def test_dvc_metrics_show_lists_figures(smoke_repo):
     repo, env, dvc, _ = smoke_repo
     shown = _run([*dvc, "metrics", "show", "--json"], repo, env).stdout
@@ -120,5 +143,6 @@ def test_temperature_change_reruns_students_only(smoke_repo):
 
     for stage in ["extract", "build_datasets", "train_teacher", "soft_labels"]:
         assert f"Running stage '{stage}'" not in output, stage
-    for stage in ["distill@transformer", "distill@bilstm", "compare"]:
+    for stage in ["distill@transformer", "distill@bilstm", "export@transformer", "export@bilstm", "compare",
+                  "register"]:
         assert f"Running stage '{stage}'" in output, stage

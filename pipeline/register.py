@@ -1,0 +1,102 @@
+"""Stage register: put the task's best exported student in the MLflow model registry.
+
+The champion is the ONNX student (fp32 or int8) with the highest test macro-F1
+among those that keep at least `registry.min_retention` of the teacher's
+macro-F1; it is registered as `<task>-student` with the alias `champion`.
+When no student qualifies, nothing is registered and the report says why.
+
+Usage: python -m pipeline.register [override ...]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from pipeline import paths
+from pipeline.config import run_stage, stage_config
+from pipeline.export import FP32_FILE, INT8_FILE
+from pipeline.serving import StudentModel
+from pipeline.students import CONFIG_FILE
+from pipeline.tracking import start_run
+
+log = logging.getLogger(__name__)
+
+ALIAS = "champion"
+EXPORT_FILES = {"onnx": FP32_FILE, "onnx_int8": INT8_FILE}
+EXAMPLE = pd.DataFrame({"description": ["toner cartridge HP 305"], "vendor": ["Kalotin Office GmbH"],
+                        "amount": [45.9]})
+
+
+def choose_champion(metrics: dict[str, dict[str, float]], min_retention: float) -> tuple[str, str] | None:
+    """Return (student, runtime) of the best qualifying ONNX export, or None."""
+    candidates = []
+    for model, figures in metrics.items():
+        if "@" not in model:
+            continue
+        student, runtime = model.split("@", 1)
+        if runtime in EXPORT_FILES and figures.get("retention/macro_f1", 0.0) >= min_retention:
+            candidates.append((figures["test/macro_f1"], -figures.get("latency/b1_p50_ms", 0.0), student, runtime))
+    if not candidates:
+        return None
+    _, _, student, runtime = max(candidates)
+    return student, runtime
+
+
+def register_student(cfg: DictConfig, student: str, runtime: str) -> dict:
+    """Log the pyfunc in an MLflow run, register it and point the champion alias at it."""
+    folder = paths.student_dir(student)
+    model_name = f"{cfg.task.name}-student"
+    artifacts = {"onnx_model": str(paths.onnx_dir(student) / EXPORT_FILES[runtime]), "tokenizer": str(folder),
+                 "student_config": str(folder / CONFIG_FILE)}
+
+    python_model = StudentModel()
+    example_output = pd.DataFrame({"label": ["610100"], "probability": [0.9], "top_3": ["[]"]})
+    start_run(cfg, f"register/{student}@{runtime}", "register", {"student": student, "runtime": runtime})
+    try:
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=python_model, artifacts=artifacts,
+            code_paths=[str(Path(__file__).resolve().parent)],
+            signature=infer_signature(EXAMPLE, example_output), input_example=EXAMPLE,
+            registered_model_name=model_name,
+            pip_requirements=["onnxruntime", "transformers", "tokenizers", "pandas", "numpy", "mlflow"],
+        )
+    finally:
+        mlflow.end_run()
+
+    version = info.registered_model_version
+    MlflowClient().set_registered_model_alias(model_name, ALIAS, version)
+    log.info("Registered %s@%s as %s version %s, alias %s", student, runtime, model_name, version, ALIAS)
+    return {"registered_model": model_name, "version": int(version), "alias": ALIAS, "student": student,
+            "runtime": runtime, "model_uri": f"models:/{model_name}@{ALIAS}"}
+
+
+def register(cfg: DictConfig, report_file: Path) -> dict:
+    metrics = json.loads((paths.REPORTS / "compare.json").read_text())
+    min_retention = float(cfg.registry.min_retention)
+    choice = choose_champion(metrics, min_retention)
+    if choice is None:
+        report = {"registered_model": None,
+                  "reason": f"no exported student keeps {min_retention:.0%} of the teacher's macro-F1"}
+        log.warning("Nothing registered: %s", report["reason"])
+    else:
+        report = register_student(cfg, *choice)
+        report["retention/macro_f1"] = metrics[f"{choice[0]}@{choice[1]}"]["retention/macro_f1"]
+    report_file.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = stage_config(argv)
+    register(cfg, paths.REPORTS / "registry.json")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,46 @@
+"""Print reports/compare.json and reports/cascade.json as Markdown tables for docs/results.md.
+
+Usage: python scripts/results_table.py [reports_dir]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = [("test/macro_f1", "macro-F1", "{:.3f}"), ("test/accuracy", "accuracy", "{:.3f}"),
+           ("retention/macro_f1", "retention", "{:.1%}"), ("size/params", "params", "{:,.0f}"),
+           ("size/bytes", "MB on disk", "{:.2f}"), ("latency/b1_p50_ms", "b1 p50 ms", "{:.3f}"),
+           ("latency/b1_p95_ms", "b1 p95 ms", "{:.3f}"), ("latency/tokenize_p50_ms", "tokenize p50 ms", "{:.3f}"),
+           ("throughput/b64_per_s", "b64 records/s", "{:,.0f}"), ("speedup/b1_p50", "speed-up b1", "{:.1f}x")]
+
+
+def cell(figures: dict, key: str, template: str) -> str:
+    if key not in figures:
+        return "n/a"
+    value = figures[key] / 1e6 if key == "size/bytes" else figures[key]
+    return template.format(value)
+
+
+def main() -> None:
+    reports = Path(sys.argv[1] if len(sys.argv) > 1 else "reports")
+    metrics = json.loads((reports / "compare.json").read_text())
+    print("| model | " + " | ".join(title for _, title, _ in COLUMNS) + " |")
+    print("| --- " * (len(COLUMNS) + 1) + "|")
+    for model, figures in metrics.items():
+        print(f"| {model} | " + " | ".join(cell(figures, key, template) for key, _, template in COLUMNS) + " |")
+
+    cascade_file = reports / "cascade.json"
+    if cascade_file.is_file():
+        cascade = json.loads(cascade_file.read_text())
+        print(f"\nCascade: {cascade['student']} answers, the teacher takes records below the threshold.\n")
+        print("| threshold | macro-F1 | accuracy | deferred | mean b1 latency ms |")
+        print("| --- | --- | --- | --- | --- |")
+        for row in cascade["thresholds"]:
+            print(f"| {row['threshold']:g} | {row['macro_f1']:.3f} | {row['accuracy']:.3f} | "
+                  f"{row['deferral_share']:.1%} | {row['mean_latency_ms']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
