@@ -85,7 +85,7 @@ def majority_baseline(train_labels: np.ndarray, test_labels: np.ndarray) -> tupl
 
 def cascade_figures(student_logits: np.ndarray, teacher_predictions: np.ndarray, labels: np.ndarray,
                     student_ms: float, teacher_ms: float, thresholds: list[float]) -> list[dict[str, float]]:
-    """The student answers when its top probability reaches the threshold; the teacher takes the rest.
+    """Score a cascade: the student labels records whose top probability reaches the threshold, the teacher the rest.
 
     Latency is the expected batch-1 forward time per record: the student always
     runs, the teacher only on deferred records.

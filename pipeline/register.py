@@ -3,7 +3,7 @@
 The champion is the ONNX student (fp32 or int8) with the highest test macro-F1
 among those that keep at least `registry.min_retention` of the teacher's
 macro-F1; it is registered as `<task>-student` with the alias `champion`.
-When no student qualifies, nothing is registered and the report says why.
+When no student qualifies, nothing is registered and reports/registry.json gives the reason.
 
 Usage: python -m pipeline.register [override ...]
 """

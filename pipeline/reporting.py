@@ -51,7 +51,7 @@ class Comparison:
         self.run_ids[name] = run_id
 
     def table(self, teacher: str) -> pd.DataFrame:
-        """One row per model; every model but the teacher gets figures relative to it."""
+        """Build one row per model; every model but the teacher also gets figures relative to it."""
         reference = self.figures[teacher]
         rows = {}
         for name, figures in self.figures.items():
@@ -138,7 +138,7 @@ def machine_facts(threads: int) -> dict[str, str]:
 
 
 def provenance_tags(stage: str) -> dict[str, str]:
-    """The git commit and the dvc.lock hashes of a stage's dependencies, where they exist."""
+    """Collect the git commit and the dvc.lock hashes of a stage's dependencies, where they exist."""
     tags = {}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
