@@ -19,7 +19,9 @@ from pipeline.paths import PARAMS_FILE
 
 log = logging.getLogger(__name__)
 
-STUDENT_ARCHS = ("transformer", "bilstm")
+STUDENT_ARCHS = ("transformer", "bilstm", "cnn", "ngram", "mlp")
+SOFT_LOSSES = ("kl", "logit_mse")
+BASELINE_KINDS = ("no_distill", "tfidf_logreg")
 
 
 class ConfigError(ValueError):
@@ -77,6 +79,8 @@ def validate(cfg: DictConfig) -> None:
             "against cross-entropy and must lie in [0, 1]."
         )
 
+    _validate_distill_extras(cfg)
+
     if not cfg.students:
         raise ConfigError("students is empty: name at least one, e.g. students.bilstm with arch: bilstm.")
     for name, student in cfg.students.items():
@@ -89,6 +93,9 @@ def validate(cfg: DictConfig) -> None:
         for key in ("epochs", "batch_size"):
             if int(student[key]) < 1:
                 raise ConfigError(f"students.{name}.{key}={student[key]!r} must be at least 1.")
+
+    _validate_baselines(cfg)
+    _validate_augment(cfg)
 
     for key in ("test_fraction", "validation_fraction", "label_budget"):
         value = cfg.task[key]
@@ -107,6 +114,57 @@ def validate(cfg: DictConfig) -> None:
         )
     if cfg.teacher.pretrained is not None:
         resolve_pretrained(str(cfg.teacher.pretrained))
+
+
+def _validate_distill_extras(cfg: DictConfig) -> None:
+    soft_loss = cfg.distill.get("soft_loss", "kl")
+    if soft_loss not in SOFT_LOSSES:
+        raise ConfigError(
+            f"distill.soft_loss={soft_loss!r} is unknown: choose one of {', '.join(SOFT_LOSSES)} "
+            "(or a file under conf/distill/)."
+        )
+    temperature_end = cfg.distill.get("temperature_end")
+    if temperature_end is not None and (not isinstance(temperature_end, (int, float)) or temperature_end <= 0):
+        raise ConfigError(
+            f"distill.temperature_end={temperature_end!r} is invalid: set a number above 0, "
+            "or null for a fixed temperature."
+        )
+    alpha_end = cfg.distill.get("alpha_end")
+    if alpha_end is not None and (not isinstance(alpha_end, (int, float)) or not 0.0 <= alpha_end <= 1.0):
+        raise ConfigError(
+            f"distill.alpha_end={alpha_end!r} is invalid: set a number in [0, 1], or null for a fixed alpha."
+        )
+
+
+def _validate_baselines(cfg: DictConfig) -> None:
+    for name, baseline in (cfg.get("baselines") or {}).items():
+        kind = baseline.get("kind") if isinstance(baseline, DictConfig) else None
+        if kind not in BASELINE_KINDS:
+            raise ConfigError(
+                f"Unknown baseline kind baselines.{name}.kind={kind!r}. "
+                f"Choose one of {', '.join(BASELINE_KINDS)}, or pick a file under conf/baseline/."
+            )
+        if kind == "no_distill" and baseline.get("student") not in cfg.students:
+            raise ConfigError(
+                f"baselines.{name}.student={baseline.get('student')!r} is not a key of students "
+                f"({', '.join(cfg.students)}): add that student or remove the baseline with ~baselines.{name}."
+            )
+
+
+def _validate_augment(cfg: DictConfig) -> None:
+    augment = cfg.get("augment")
+    if augment is None:
+        return
+    if int(augment.copies_per_record) < 0:
+        raise ConfigError(f"augment.copies_per_record={augment.copies_per_record!r} must be 0 (off) or more.")
+    for key in ("p_mask", "p_replace", "p_ngram"):
+        if not 0.0 <= float(augment[key]) <= 1.0:
+            raise ConfigError(f"augment.{key}={augment[key]!r} is a probability and must lie in [0, 1].")
+    if float(augment.p_mask) + float(augment.p_replace) > 1.0:
+        raise ConfigError(
+            f"augment.p_mask + augment.p_replace = {float(augment.p_mask) + float(augment.p_replace)} exceeds 1: "
+            "one draw per word decides between masking and replacing, so lower them."
+        )
 
 
 def _require(cfg: DictConfig, keys: list[str]) -> None:

@@ -16,6 +16,8 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import lightning as L
 import mlflow
@@ -27,9 +29,10 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from transformers import AutoTokenizer
 
 from pipeline import paths
-from pipeline.config import ConfigError, run_stage, stage_config
+from pipeline.config import ConfigError, run_stage, stage_config, to_container
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
-from pipeline.losses import distillation_loss
+from pipeline.augment import augmented_file, load_augmented
+from pipeline.losses import NO_LABEL, distillation_loss, hard_label_cross_entropy, scheduled_value
 from pipeline.soft_labels import load_soft_labels
 from pipeline.students import build_student, save_student
 from pipeline.tracking import load_run_id, save_run_info, section, start_run
@@ -38,15 +41,42 @@ from pipeline.training import adamw_with_linear_decay, make_loader, make_trainer
 log = logging.getLogger(__name__)
 
 
-class DistillationModule(L.LightningModule):
-    """Trains a student with the soft-target distillation loss."""
+@dataclass(frozen=True)
+class LossSettings:
+    """Loss settings of a student: the soft loss, its weight alpha and the temperature, fixed or scheduled.
 
-    def __init__(self, student: torch.nn.Module, num_labels: int, temperature: float, alpha: float,
+    alpha_end and temperature_end, when set, are reached at the last training
+    step by linear interpolation from alpha and temperature.
+    """
+
+    soft_loss: str = "kl"
+    temperature: float = 2.0
+    alpha: float = 0.7
+    temperature_end: float | None = None
+    alpha_end: float | None = None
+
+    @classmethod
+    def from_config(cls, distill_cfg: DictConfig) -> "LossSettings":
+        def optional(key: str) -> float | None:
+            value = distill_cfg.get(key)
+            return None if value is None else float(value)
+
+        return cls(str(distill_cfg.get("soft_loss", "kl")), float(distill_cfg.temperature), float(distill_cfg.alpha),
+                   optional("temperature_end"), optional("alpha_end"))
+
+
+# Training on hard labels alone: no teacher logits enter the loss.
+NO_DISTILLATION = LossSettings(alpha=0.0)
+
+
+class DistillationModule(L.LightningModule):
+    """Trains a student with a distillation loss, or with cross-entropy alone on batches without teacher logits."""
+
+    def __init__(self, student: torch.nn.Module, num_labels: int, losses: LossSettings,
                  learning_rate: float, weight_decay: float, warmup_ratio: float = 0.05):
         super().__init__()
         self.student = student
-        self.temperature = temperature
-        self.alpha = alpha
+        self.losses = losses
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
@@ -59,32 +89,70 @@ class DistillationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         logits = self(batch["input_ids"], batch["attention_mask"])
-        loss, terms = distillation_loss(logits, batch["teacher_logits"], batch["labels"], self.temperature, self.alpha)
+        if "teacher_logits" not in batch:
+            loss = hard_label_cross_entropy(logits, batch["labels"])
+            self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False)
+            return loss
+
+        progress = self.global_step / max(1, self.trainer.estimated_stepping_batches - 1)
+        temperature = scheduled_value(self.losses.temperature, self.losses.temperature_end, progress)
+        alpha = scheduled_value(self.losses.alpha, self.losses.alpha_end, progress)
+        loss, terms = distillation_loss(logits, batch["teacher_logits"], batch["labels"], temperature, alpha,
+                                        self.losses.soft_loss)
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False)
-        self.log("train/soft_kl", terms["soft_kl"], on_epoch=True, on_step=False)
+        self.log("train/soft", terms["soft"], on_epoch=True, on_step=False)
         self.log("train/hard_ce", terms["hard_ce"], on_epoch=True, on_step=False)
+        self.log("train/temperature", temperature, on_epoch=True, on_step=False)
+        self.log("train/alpha", alpha, on_epoch=True, on_step=False)
         return loss
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         predictions = self(batch["input_ids"], batch["attention_mask"]).argmax(-1)
         self.val_f1(predictions, batch["labels"])
         self.val_accuracy(predictions, batch["labels"])
-        self.val_agreement(predictions, batch["teacher_logits"].argmax(-1))
         self.log("val/macro_f1", self.val_f1, prog_bar=True, on_epoch=True)
         self.log("val/accuracy", self.val_accuracy, on_epoch=True)
-        self.log("val/teacher_agreement", self.val_agreement, on_epoch=True)
+        if "teacher_logits" in batch:
+            self.val_agreement(predictions, batch["teacher_logits"].argmax(-1))
+            self.log("val/teacher_agreement", self.val_agreement, on_epoch=True)
 
     def configure_optimizers(self):
         return adamw_with_linear_decay(self, self.learning_rate, self.weight_decay, self.warmup_ratio)
 
 
-def _rows(dataset, split: str, soft_labels_file) -> TextRows:
+def _rows(dataset, split: str, soft_labels_files: list[Path]) -> TextRows:
+    """Rows of `split` with the teacher logits averaged over every file in `soft_labels_files`.
+
+    Averaging logits of several teachers (other seeds or models) gives the
+    normalized geometric mean of their probabilities at any temperature.
+    """
     rows = dataset[split]
-    logits = load_soft_labels(soft_labels_file, split, list(rows["example_id"]))
-    return TextRows(list(rows["text"]), list(rows["label"]), logits)
+    example_ids = list(rows["example_id"])
+    logits = np.mean([load_soft_labels(file, split, example_ids) for file in soft_labels_files], axis=0)
+    return TextRows(list(rows["text"]), list(rows["label"]), logits.astype(np.float32))
+
+
+def soft_labels_files(cfg: DictConfig) -> list[Path]:
+    """List the pipeline's soft-label file, then those of `distill.extra_teachers` (other teacher runs)."""
+    files = [paths.soft_labels_file(str(cfg.task.name))]
+    for extra in cfg.distill.get("extra_teachers") or []:
+        file = Path(str(extra))
+        if not file.is_file():
+            raise ConfigError(f"distill.extra_teachers lists {file}, which does not exist: give the soft-label "
+                              "Parquet file of another teacher run (its data/soft_labels/<task>.parquet).")
+        files.append(file)
+    return files
+
+
+def _augmented_rows(cfg: DictConfig, num_labels: int) -> TextRows | None:
+    if int(cfg.augment.copies_per_record) == 0:
+        return None
+    texts, logits = load_augmented(augmented_file(str(cfg.task.name)), num_labels)
+    return TextRows(texts, [NO_LABEL] * len(texts), logits)
 
 
 def distill(cfg: DictConfig, name: str) -> dict:
+    """Train student `name` on labeled and transfer rows with the teacher's soft labels."""
     if name not in cfg.students:
         raise ConfigError(f"Unknown student {name!r}: params.yaml defines {', '.join(cfg.students)}.")
     student_cfg = cfg.students[name]
@@ -92,33 +160,54 @@ def distill(cfg: DictConfig, name: str) -> dict:
 
     task = str(cfg.task.name)
     dataset = load_task(paths.dataset_dir(task))
-    names = class_names(dataset)
-    soft_labels_file = paths.soft_labels_file(task)
-    tokenizer = AutoTokenizer.from_pretrained(str(paths.student_tokenizer_dir(task)))
-    max_length = int(cfg.task.max_length)
+    teachers = soft_labels_files(cfg)
+    parts = [_rows(dataset, "train", teachers), _rows(dataset, "transfer", teachers)]
+    augmented = _augmented_rows(cfg, len(class_names(dataset)))
+    if augmented is not None:
+        parts.append(augmented)
+    train_rows = TextRows([text for part in parts for text in part.texts],
+                          [label for part in parts for label in part.labels],
+                          np.concatenate([part.teacher_logits for part in parts]))
+    log.info("Student %s: %d labeled + %d transfer + %d augmented examples, soft labels of %d teacher(s)", name,
+             len(parts[0]), len(parts[1]), len(augmented) if augmented is not None else 0, len(teachers))
 
-    labeled, transfer = _rows(dataset, "train", soft_labels_file), _rows(dataset, "transfer", soft_labels_file)
-    train_rows = TextRows(labeled.texts + transfer.texts, labeled.labels + transfer.labels,
-                          np.concatenate([labeled.teacher_logits, transfer.teacher_logits]))
-    collate = TokenizingCollator(tokenizer, max_length)
-    train = make_loader(train_rows, collate, int(student_cfg.batch_size), shuffle=True, seed=int(cfg.seed))
-    validation = make_loader(_rows(dataset, "validation", soft_labels_file), collate, 256, shuffle=False,
-                             seed=int(cfg.seed))
-    log.info("Student %s: %d labeled + %d transfer examples, %d validation", name, len(labeled), len(transfer),
-             len(validation.dataset))
-
-    model_kwargs = dict(student_cfg.model)
-    student = build_student(str(student_cfg.arch), model_kwargs, len(tokenizer), len(names), max_length,
-                            tokenizer.pad_token_id)
-    module = DistillationModule(student, len(names), float(cfg.distill.temperature), float(cfg.distill.alpha),
-                                float(student_cfg.learning_rate), float(student_cfg.weight_decay))
-
+    losses = LossSettings.from_config(cfg.distill)
     run = start_run(cfg, f"student/{name}", "distill", section(cfg, "seed", "distill", "task") |
-                    {"student": dict(student_cfg) | {"model": model_kwargs}, "student_name": name})
+                    {"student": to_container(student_cfg), "student_name": name})
+    mlflow.set_tags({"student": str(student_cfg.arch), "method": f"distill/{losses.soft_loss}"})
     teacher_run_id = load_run_id(paths.TEACHER)
     if teacher_run_id:
         mlflow.set_tag("teacher_run_id", teacher_run_id)
+    figures = fit_student(cfg, name, student_cfg, train_rows, _rows(dataset, "validation", teachers),
+                          class_names(dataset), losses, run, paths.student_dir(name))
+
+    report = paths.REPORTS / "students" / f"{name}.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def fit_student(cfg: DictConfig, name: str, student_cfg: DictConfig, train_rows: TextRows,
+                validation_rows: TextRows, names: list[str], losses: LossSettings, run, out_dir: Path) -> dict:
+    """Train a student in the active MLflow run `run`, keep its best epoch and save it to `out_dir`.
+
+    Ends the MLflow run. The best epoch is the one with the highest validation
+    macro-F1; `out_dir` appears only once the model is completely written.
+    """
     try:
+        task = str(cfg.task.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(paths.student_tokenizer_dir(task)))
+        max_length = int(cfg.task.max_length)
+        collate = TokenizingCollator(tokenizer, max_length)
+        train = make_loader(train_rows, collate, int(student_cfg.batch_size), shuffle=True, seed=int(cfg.seed))
+        validation = make_loader(validation_rows, collate, 256, shuffle=False, seed=int(cfg.seed))
+
+        model_kwargs = to_container(student_cfg.model)
+        student = build_student(str(student_cfg.arch), model_kwargs, len(tokenizer), len(names), max_length,
+                                tokenizer.pad_token_id)
+        module = DistillationModule(student, len(names), losses, float(student_cfg.learning_rate),
+                                    float(student_cfg.weight_decay))
+
         with tempfile.TemporaryDirectory() as checkpoint_dir:
             best = ModelCheckpoint(dirpath=checkpoint_dir, monitor="val/macro_f1", mode="max", save_top_k=1,
                                    save_weights_only=True)
@@ -131,7 +220,6 @@ def distill(cfg: DictConfig, name: str) -> dict:
         figures = {"val/best_macro_f1": float(best.best_model_score), "train/seconds": seconds}
         mlflow.log_metrics(figures)
 
-        out_dir = paths.student_dir(name)
         staging = out_dir.with_name(out_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         save_student(student.eval(), tokenizer, {
@@ -145,10 +233,7 @@ def distill(cfg: DictConfig, name: str) -> dict:
     finally:
         mlflow.end_run()
 
-    report = paths.REPORTS / "students" / f"{name}.json"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(figures, indent=2) + "\n")
-    log.info("Student %s distilled in %.0f s: %s", name, seconds, figures)
+    log.info("Student %s trained in %.0f s: %s", name, seconds, figures)
     return figures
 
 

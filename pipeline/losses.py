@@ -1,4 +1,4 @@
-"""Distillation losses."""
+"""Distillation losses: soft-target KL, logit MSE, hidden-state MSE, and their schedules."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 
 NO_LABEL = -1
+
+SOFT_LOSSES = ("kl", "logit_mse")
 
 
 def soft_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -34,17 +36,62 @@ def hard_label_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor)
     return F.cross_entropy(student_logits[labeled], labels[labeled])
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      temperature: float, alpha: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, hard labels).
+def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """mean over examples and classes of (student_logit - teacher_logit)^2.
 
-    The KL term covers every example in the batch; the cross-entropy term only
-    those with a hard label, so transfer-pool rows (label -1) teach through the
-    teacher alone. Returns the loss and its two terms for logging.
+    Tang, Lu, Liu, Mou, Vechtomova and Lin 2019, "Distilling Task-Specific
+    Knowledge from BERT into Simple Neural Networks": the student regresses
+    the teacher's logits directly, without a temperature.
+    """
+    return F.mse_loss(student_logits, teacher_logits, reduction="mean")
+
+
+def hidden_state_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, projection: torch.nn.Module,
+                     attention_mask: torch.Tensor) -> torch.Tensor:
+    """mean over real tokens and teacher dimensions of (W h_student + b - h_teacher)^2.
+
+    The hidden-state loss of TinyBERT (Jiao et al. 2020, "TinyBERT:
+    Distilling BERT for Natural Language Understanding"): a learned linear
+    `projection` maps the student's width to the teacher's. Padding positions
+    (attention_mask 0) do not count.
+    """
+    projected = projection(student_hidden)
+    if projected.shape != teacher_hidden.shape:
+        raise ValueError(f"projected student states have shape {tuple(projected.shape)}, teacher states "
+                         f"{tuple(teacher_hidden.shape)}: set the projection's output size to the teacher's width")
+    mask = attention_mask.unsqueeze(-1).to(projected.dtype)
+    squared = (projected - teacher_hidden) ** 2 * mask
+    return squared.sum() / (mask.sum() * projected.shape[-1]).clamp(min=1.0)
+
+
+def scheduled_value(start: float, end: float | None, progress: float) -> float:
+    """Interpolate linearly from `start` (progress 0) to `end` (progress 1); a fixed `start` when end is None."""
+    if end is None:
+        return start
+    progress = min(max(progress, 0.0), 1.0)
+    return start + (end - start) * progress
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      temperature: float, alpha: float,
+                      soft_loss: str = "kl") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """alpha * soft + (1 - alpha) * CE(student, hard labels).
+
+    soft is T^2 * KL(teacher_T || student_T) for soft_loss "kl" (Hinton et al.
+    2015) or the logit MSE for "logit_mse" (Tang et al. 2019), which ignores
+    the temperature. The soft term covers every example in the batch and the
+    cross-entropy term only those with a hard label, so transfer-pool rows
+    (label -1) teach through the teacher alone. Returns the loss and its two
+    terms for logging.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be above 0, got {temperature}")
-    soft = soft_target_kl(student_logits, teacher_logits, temperature)
+    if soft_loss == "kl":
+        soft = soft_target_kl(student_logits, teacher_logits, temperature)
+    elif soft_loss == "logit_mse":
+        soft = logit_mse(student_logits, teacher_logits)
+    else:
+        raise ValueError(f"soft_loss={soft_loss!r} is unknown: choose one of {', '.join(SOFT_LOSSES)}")
     hard = hard_label_cross_entropy(student_logits, labels)
     loss = alpha * soft + (1.0 - alpha) * hard
-    return loss, {"soft_kl": soft.detach(), "hard_ce": hard.detach()}
+    return loss, {"soft": soft.detach(), "hard_ce": hard.detach()}

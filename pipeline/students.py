@@ -87,15 +87,117 @@ class BiLSTMStudent(nn.Module):
         return self.classifier(self.dropout(torch.relu(self.hidden(pooled))))
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"transformer": TransformerStudent, "bilstm": BiLSTMStudent}
+class CNNStudent(nn.Module):
+    """Convolutions of several widths over word-piece embeddings, max-pooled over time (Kim 2014).
+
+    Padding embeddings are zeroed and each convolution pads by width - 1 on
+    both sides. A window that overlaps right padding therefore reads the same
+    zeros as the convolution's own padding, so outputs do not depend on
+    batch padding.
+    """
+
+    def __init__(self, vocab_size: int, num_labels: int, max_length: int, pad_token_id: int,
+                 embedding_size: int = 96, filters: int = 96, widths: tuple[int, ...] = (2, 3, 4),
+                 dropout: float = 0.1):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_token_id)
+        self.convolutions = nn.ModuleList(
+            nn.Conv1d(embedding_size, filters, width, padding=width - 1) for width in widths)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(filters * len(widths), num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(torch.float32)
+        embedded = (self.dropout(self.embedding(input_ids)) * mask).transpose(1, 2)
+        lengths = attention_mask.sum(1, keepdim=True)
+
+        pooled = []
+        for convolution in self.convolutions:
+            states = torch.relu(convolution(embedded))
+            # A sequence of n tokens has n + width - 1 windows that touch at least one token.
+            positions = torch.arange(states.shape[-1], device=input_ids.device).unsqueeze(0)
+            valid = positions < lengths + convolution.kernel_size[0] - 1
+            pooled.append(states.masked_fill(~valid.unsqueeze(1), -math.inf).max(dim=-1).values)
+        return self.classifier(self.dropout(torch.cat(pooled, dim=-1)))
+
+
+class NgramStudent(nn.Module):
+    """A fastText-style bag of word pieces and hashed word-piece bigrams (Joulin et al. 2017).
+
+    The embeddings of every real token and every bigram of two real tokens are
+    averaged, then a linear layer (hidden_size 0) or one ReLU layer maps the
+    average to logits. Word pieces already carry sub-word (character n-gram)
+    information; bigram ids are hashed into `buckets` rows.
+    """
+
+    # A prime above any vocabulary size in use, so (first * PRIME + second) rarely collides before the modulo.
+    PRIME = 1_000_003
+
+    def __init__(self, vocab_size: int, num_labels: int, max_length: int, pad_token_id: int,
+                 embedding_size: int = 64, buckets: int = 20_000, hidden_size: int = 0, dropout: float = 0.1):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.buckets = buckets
+        self.embedding = nn.Embedding(vocab_size + buckets, embedding_size)
+        self.dropout = nn.Dropout(dropout)
+        if hidden_size > 0:
+            self.head = nn.Sequential(nn.Linear(embedding_size, hidden_size), nn.ReLU(), nn.Dropout(dropout),
+                                      nn.Linear(hidden_size, num_labels))
+        else:
+            self.head = nn.Linear(embedding_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        real = attention_mask.to(torch.float32)
+        bigram_ids = self.vocab_size + (input_ids[:, :-1] * self.PRIME + input_ids[:, 1:]) % self.buckets
+        bigram_real = real[:, :-1] * real[:, 1:]
+
+        ids = torch.cat([input_ids, bigram_ids], dim=1)
+        weights = torch.cat([real, bigram_real], dim=1).unsqueeze(-1)
+        summed = (self.embedding(ids) * weights).sum(1)
+        average = summed / weights.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(average))
+
+
+class MLPStudent(nn.Module):
+    """An MLP over the vector of word-piece counts of a record.
+
+    For a tabular record serialized to text (description, vendor, amount) the
+    counts are the one-hot encoding of its fields' values, so this is the
+    usual MLP for tabular data. The first layer is an embedding sum, which
+    equals a linear layer on the count vector without building that vector.
+    """
+
+    def __init__(self, vocab_size: int, num_labels: int, max_length: int, pad_token_id: int,
+                 hidden_sizes: tuple[int, ...] = (256, 128), dropout: float = 0.2):
+        super().__init__()
+        if not hidden_sizes:
+            raise ValueError("MLPStudent needs at least one hidden layer: set model.hidden_sizes, e.g. [256, 128].")
+        self.first_layer = nn.Embedding(vocab_size, hidden_sizes[0])
+        self.first_bias = nn.Parameter(torch.zeros(hidden_sizes[0]))
+        layers: list[nn.Module] = []
+        for size_in, size_out in zip(hidden_sizes[:-1], hidden_sizes[1:]):
+            layers += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(size_in, size_out)]
+        layers += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_sizes[-1], num_labels)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        counts = attention_mask.unsqueeze(-1).to(torch.float32)
+        hidden = (self.first_layer(input_ids) * counts).sum(1) + self.first_bias
+        return self.layers(hidden)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"transformer": TransformerStudent, "bilstm": BiLSTMStudent,
+                                             "cnn": CNNStudent, "ngram": NgramStudent, "mlp": MLPStudent}
 
 
 def build_student(arch: str, model_kwargs: dict, vocab_size: int, num_labels: int, max_length: int,
                   pad_token_id: int) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ValueError(f"Unknown student architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    # YAML and JSON give lists where the constructors take tuples.
+    kwargs = {key: tuple(value) if isinstance(value, list) else value for key, value in model_kwargs.items()}
     return ARCHITECTURES[arch](vocab_size=vocab_size, num_labels=num_labels, max_length=max_length,
-                               pad_token_id=pad_token_id, **model_kwargs)
+                               pad_token_id=pad_token_id, **kwargs)
 
 
 def save_student(model: nn.Module, tokenizer, student_config: dict, folder: Path) -> None:

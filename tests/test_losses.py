@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from pipeline.losses import distillation_loss, hard_label_cross_entropy, soft_target_kl
+from pipeline.losses import (distillation_loss, hard_label_cross_entropy, hidden_state_mse, logit_mse,
+                             scheduled_value, soft_target_kl)
 
 # Example 0: teacher uniform over two classes; the student puts 1:3 odds on
 # class 1 at T=2, because its logits are [0, 2 ln 3] and 2 ln 3 / 2 = ln 3.
@@ -58,7 +59,7 @@ def test_combined_loss_by_hand():
 
     soft = 4 * KL_EXAMPLE_0 / 2
     hard = -math.log(0.9)
-    assert terms["soft_kl"].item() == pytest.approx(soft, rel=1e-6)
+    assert terms["soft"].item() == pytest.approx(soft, rel=1e-6)
     assert terms["hard_ce"].item() == pytest.approx(hard, rel=1e-6)
     assert loss.item() == pytest.approx(0.5 * soft + 0.5 * hard, rel=1e-6)  # 0.1965
 
@@ -72,3 +73,52 @@ def test_alpha_one_ignores_hard_labels():
 def test_zero_temperature_rejected():
     with pytest.raises(ValueError, match="temperature"):
         distillation_loss(STUDENT, TEACHER, torch.tensor([0, 0]), temperature=0.0, alpha=0.5)
+
+
+def test_logit_mse_by_hand():
+    # Differences: example 0 is [0, 2 ln 3], example 1 is [0, 0]; mean over 4 elements.
+    expected = (2 * math.log(3)) ** 2 / 4  # 1.2069
+
+    assert logit_mse(STUDENT, TEACHER).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_combined_logit_mse_ignores_temperature():
+    labels = torch.tensor([1, -1])
+    at_one, _ = distillation_loss(STUDENT, TEACHER, labels, temperature=1.0, alpha=0.5, soft_loss="logit_mse")
+    at_four, _ = distillation_loss(STUDENT, TEACHER, labels, temperature=4.0, alpha=0.5, soft_loss="logit_mse")
+
+    expected = 0.5 * (2 * math.log(3)) ** 2 / 4 + 0.5 * -math.log(0.9)
+    assert at_one.item() == pytest.approx(expected, rel=1e-6)
+    assert at_four.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_unknown_soft_loss_rejected():
+    with pytest.raises(ValueError, match="soft_loss"):
+        distillation_loss(STUDENT, TEACHER, torch.tensor([0, 0]), temperature=1.0, alpha=0.5, soft_loss="l1")
+
+
+def test_hidden_state_mse_by_hand():
+    projection = torch.nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        projection.weight.copy_(torch.tensor([[1.0], [2.0]]))
+    student = torch.tensor([[[1.0], [3.0], [9.0]]])  # projected: [1, 2], [3, 6], [9, 18]
+    teacher = torch.tensor([[[0.0, 2.0], [3.0, 4.0], [0.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+
+    # Real tokens only: squared errors 1, 0, 0, 4 over 2 tokens x 2 dimensions.
+    assert hidden_state_mse(student, teacher, projection, mask).item() == pytest.approx(5 / 4, rel=1e-6)
+
+
+def test_hidden_state_mse_checks_width():
+    projection = torch.nn.Linear(1, 3)
+    with pytest.raises(ValueError, match="teacher's width"):
+        hidden_state_mse(torch.zeros(1, 2, 1), torch.zeros(1, 2, 2), projection, torch.ones(1, 2))
+
+
+@pytest.mark.parametrize(("progress", "expected"), [(0.0, 1.0), (0.5, 2.5), (1.0, 4.0), (1.5, 4.0)])
+def test_linear_schedule(progress, expected):
+    assert scheduled_value(1.0, 4.0, progress) == pytest.approx(expected)
+
+
+def test_schedule_fixed_without_end():
+    assert scheduled_value(0.7, None, 0.9) == 0.7

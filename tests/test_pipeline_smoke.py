@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 COPIED = ["conf", "pipeline", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvc/config", ".dvcignore", ".gitignore"]
 MODELS = ["teacher", "transformer", "bilstm"]
 STUDENTS = ["transformer", "bilstm"]
+BASELINES = ["tfidf_logreg", "transformer_no_distill", "bilstm_no_distill"]
 FIGURES = ["test/accuracy", "test/macro_f1", "size/params", "size/bytes", "latency/b1_p50_ms",
            "latency/b1_p95_ms", "latency/tokenize_p50_ms", "throughput/b64_per_s"]
 STUDENT_FIGURES = ["test/teacher_agreement", "retention/macro_f1", "speedup/b1_p50"]
@@ -65,6 +66,15 @@ def test_dvc_metrics_complete_and_finite(smoke_repo):
         expected = FIGURES + (STUDENT_FIGURES if model in STUDENTS else [])
         for figure in expected:
             assert _finite(metrics[model].get(figure)), f"{model} {figure} = {metrics[model].get(figure)}"
+
+
+def test_baselines_in_comparison(smoke_repo):
+    repo, _, _, _ = smoke_repo
+    metrics = json.loads((repo / "reports" / "compare.json").read_text())
+
+    for baseline in BASELINES:
+        for figure in FIGURES + STUDENT_FIGURES:
+            assert _finite(metrics[baseline].get(figure)), f"{baseline} {figure} = {metrics[baseline].get(figure)}"
 
 
 def test_onnx_exports_in_comparison(smoke_repo):
@@ -118,6 +128,7 @@ def test_mlflow_runs_hold_figures(smoke_repo):
             "SELECT r.name, r.run_uuid FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
             "WHERE e.name = 'erp-distill-smoke'").fetchall())
         assert {"teacher", "student/transformer", "student/bilstm", "compare"} <= set(runs)
+        assert {f"baseline/{name}" for name in BASELINES} <= set(runs)
 
         for model, run_name in [("teacher", "teacher"), ("transformer", "student/transformer"),
                                 ("bilstm", "student/bilstm")]:

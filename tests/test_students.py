@@ -9,7 +9,10 @@ from pipeline.students import ARCHITECTURES, build_student, load_student, save_s
 
 VOCAB, LABELS, MAX_LENGTH, PAD = 50, 4, 16, 0
 MODEL_KWARGS = {"transformer": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "ffn_size": 64},
-                "bilstm": {"embedding_size": 16, "hidden_size": 16}}
+                "bilstm": {"embedding_size": 16, "hidden_size": 16},
+                "cnn": {"embedding_size": 16, "filters": 8, "widths": [2, 3]},
+                "ngram": {"embedding_size": 16, "buckets": 101, "hidden_size": 16},
+                "mlp": {"hidden_sizes": [32, 16]}}
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
@@ -58,3 +61,19 @@ def test_student_save_load_roundtrip(tmp_path):
     assert loaded_config == config
     assert isinstance(AutoTokenizer.from_pretrained(str(tmp_path / "student")).vocab_size, int)
     assert loaded_tokenizer("toner")["input_ids"][0] == tokenizer.cls_token_id
+
+
+def test_ngram_student_counts_bigrams():
+    model = build_student("ngram", {"embedding_size": 4, "buckets": 7, "dropout": 0.0}, VOCAB, LABELS,
+                          MAX_LENGTH, PAD).eval()
+    swapped = torch.tensor([[5, 9], [9, 5]])
+
+    # Same unigrams in another order: only the bigram embedding tells them apart.
+    logits = model(swapped, torch.ones_like(swapped))
+
+    assert not torch.allclose(logits[0], logits[1])
+
+
+def test_mlp_student_needs_hidden_layer():
+    with pytest.raises(ValueError, match="hidden_sizes"):
+        build_student("mlp", {"hidden_sizes": []}, VOCAB, LABELS, MAX_LENGTH, PAD)

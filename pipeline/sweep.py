@@ -1,0 +1,80 @@
+"""Hydra entry point for sweeps: distil every student, train the baselines and compare, in one job folder.
+
+Usage, from the repository root after `dvc repro soft_labels`:
+
+    python -m pipeline.sweep -m distill.temperature=1,2,4,8
+    python -m pipeline.sweep -m seed=1,2,3 distill=kd,logit_mse
+
+Each job composes conf/ with its overrides, as `dvc exp run -S` does, and
+runs in its own Hydra output folder (multirun/<date>/<time>/<job>/). There
+the datasets, soft labels and teacher of the repository are linked, not
+copied, and the students, baselines, augmented data and reports are written,
+so jobs never overwrite the DVC outputs in models/ and reports/. Every run
+goes to the MLflow store of the repository (sqlite:///mlflow.db there, unless
+MLFLOW_TRACKING_URI is set), in the configured experiment, tagged with task,
+student, method and seed. The job returns the best student's test macro-F1,
+so a Hydra sweeper plugin can optimize it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+import mlflow
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from pipeline import paths
+from pipeline.config import validate
+
+log = logging.getLogger(__name__)
+
+def link_inputs(root: Path, job_dir: Path, task: str) -> None:
+    """Link the repository's datasets, student tokenizer, soft labels and teacher into `job_dir`."""
+    sources = [paths.dataset_dir(task), paths.student_tokenizer_dir(task), paths.SOFT_LABELS, paths.TEACHER]
+    for relative in sources:
+        source = root / relative
+        if not source.exists():
+            raise FileNotFoundError(f"{source} not found: run `dvc repro soft_labels` in {root} before a sweep.")
+        target = job_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(source.resolve(), target_is_directory=True)
+
+
+def run_job(cfg: DictConfig, root: Path, job_dir: Path) -> float:
+    from pipeline.augment import augmented_file, write_augmented
+    from pipeline.baselines import train_baseline
+    from pipeline.compare import compare
+    from pipeline.distill import distill
+
+    validate(cfg)
+    task = str(cfg.task.name)
+    link_inputs(root, job_dir, task)
+    os.chdir(job_dir)
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+
+    if int(cfg.augment.copies_per_record) > 0:
+        write_augmented(cfg, augmented_file(task))
+    for name in cfg.students:
+        distill(cfg, name)
+    for name in cfg.get("baselines") or {}:
+        train_baseline(cfg, name)
+    table = compare(cfg)
+
+    best = float(table.loc[list(cfg.students), "test/macro_f1"].max())
+    log.info("Job in %s: best student test macro-F1 %.4f", job_dir, best)
+    return best
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base=None)
+def main(cfg: DictConfig) -> float:
+    return run_job(cfg, Path(hydra.utils.get_original_cwd()), Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Baselines trained on a tiny task on disk, evaluated the way the compare stage does."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import mlflow
+import numpy as np
+import pytest
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from omegaconf import OmegaConf
+
+from pipeline import paths
+from pipeline.baselines import evaluate_baseline, train_baseline
+from pipeline.compose_params import compose_config
+from pipeline.config import ConfigError, validate
+from pipeline.tokenization import train_student_tokenizer
+
+FIGURES = ["test/accuracy", "test/macro_f1", "size/params", "size/bytes", "latency/b1_p50_ms",
+           "latency/b1_p95_ms", "latency/tokenize_p50_ms", "throughput/b64_per_s"]
+WORDS = {"toner": 0, "freight": 1, "legal": 2}
+
+
+def _split(count: int, offset: int) -> dict:
+    # Each text names its class's word next to a running number, so the classes separate on one word.
+    texts, labels = [], []
+    for index in range(count):
+        word, label = list(WORDS.items())[index % len(WORDS)]
+        texts.append(f"{word} invoice line {offset + index}")
+        labels.append(label)
+    return {"example_id": [f"{offset + i}" for i in range(count)], "text": texts, "label": labels}
+
+
+@pytest.fixture()
+def tiny_task(in_tmp_dir):
+    features = Features({"example_id": Value("string"), "text": Value("string"),
+                         "label": ClassLabel(names=list(WORDS))})
+    splits = {"train": _split(30, 0), "transfer": _split(30, 100), "validation": _split(12, 200),
+              "test": _split(12, 300)}
+    dataset = DatasetDict({name: Dataset.from_dict(rows, features=features) for name, rows in splits.items()})
+    dataset.save_to_disk(str(paths.dataset_dir("gl_account")))
+    train_student_tokenizer(splits["train"]["text"] + splits["transfer"]["text"], 60,
+                            paths.student_tokenizer_dir("gl_account"))
+
+    cfg = compose_config(["experiment=smoke"])
+    OmegaConf.update(cfg, "students.bilstm.epochs", 2)
+    OmegaConf.update(cfg, "compare.latency_examples", 5)
+    OmegaConf.update(cfg, "compare.warmup", 2)
+    OmegaConf.update(cfg, "compare.throughput_batches", 1)
+    mlflow.set_tracking_uri(f"sqlite:///{in_tmp_dir / 'mlflow.db'}")
+    yield cfg, splits["test"]
+    mlflow.set_tracking_uri(None)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def test_tfidf_baseline_roundtrip(tiny_task):
+    cfg, test = tiny_task
+    train_baseline(cfg, "tfidf_logreg")
+    folder = paths.baseline_dir("tfidf_logreg")
+
+    predictions, figures = evaluate_baseline(folder, test["text"], np.array(test["label"]), cfg)
+
+    assert predictions.shape == (12,)
+    for figure in FIGURES:
+        assert _finite(figures.get(figure)), f"{figure} = {figures.get(figure)}"
+    assert figures["test/accuracy"] == 1.0
+    assert (folder / "mlflow_run.json").is_file()
+    assert not folder.with_name("tfidf_logreg.partial").exists()
+
+
+def test_no_distill_baseline_roundtrip(tiny_task):
+    cfg, test = tiny_task
+    train_baseline(cfg, "bilstm_no_distill")
+    folder = paths.baseline_dir("bilstm_no_distill")
+
+    predictions, figures = evaluate_baseline(folder, test["text"], np.array(test["label"]), cfg)
+
+    assert predictions.shape == (12,)
+    for figure in FIGURES:
+        assert _finite(figures.get(figure)), f"{figure} = {figures.get(figure)}"
+    assert json.loads((folder / "student_config.json").read_text())["arch"] == "bilstm"
+
+
+def test_baseline_run_tagged(tiny_task):
+    cfg, _ = tiny_task
+    train_baseline(cfg, "tfidf_logreg")
+    run_id = json.loads((paths.baseline_dir("tfidf_logreg") / "mlflow_run.json").read_text())["run_id"]
+
+    run = mlflow.get_run(run_id)
+
+    assert run.info.run_name == "baseline/tfidf_logreg"
+    assert run.data.tags["method"] == "no_distill"
+    assert run.data.tags["student"] == "tfidf_logreg"
+    assert run.data.tags["task"] == "gl_account"
+    assert run.data.tags["seed"] == str(cfg.seed)
+
+
+def test_unknown_baseline_rejected(tiny_task):
+    cfg, _ = tiny_task
+
+    with pytest.raises(ConfigError, match="nearest_neighbour"):
+        train_baseline(cfg, "nearest_neighbour")
+
+
+def test_missing_baseline_folder_rejected(tmp_path, default_config):
+    with pytest.raises(FileNotFoundError, match="dvc repro baseline@absent"):
+        evaluate_baseline(tmp_path / "absent", ["text"], np.array([0]), default_config)
+
+
+def test_unknown_baseline_kind_invalid(default_config):
+    default_config.baselines.tfidf_logreg.kind = "svm"
+
+    with pytest.raises(ConfigError, match="baselines.tfidf_logreg.kind='svm'"):
+        validate(default_config)
+
+
+def test_no_distill_needs_known_student(default_config):
+    default_config.baselines.bilstm_no_distill.student = "gru"
+
+    with pytest.raises(ConfigError, match="baselines.bilstm_no_distill.student='gru'"):
+        validate(default_config)
+
+
+def test_unknown_soft_loss_invalid(default_config):
+    default_config.distill.soft_loss = "cosine"
+
+    with pytest.raises(ConfigError, match="distill.soft_loss='cosine'"):
+        validate(default_config)
+
+
+@pytest.mark.parametrize("alpha_end", [-0.1, 1.5])
+def test_alpha_end_out_of_range_invalid(default_config, alpha_end):
+    default_config.distill.alpha_end = alpha_end
+
+    with pytest.raises(ConfigError, match="distill.alpha_end"):
+        validate(default_config)
+
+
+def test_zero_temperature_end_invalid(default_config):
+    default_config.distill.temperature_end = 0
+
+    with pytest.raises(ConfigError, match="distill.temperature_end"):
+        validate(default_config)
+
+
+@pytest.mark.parametrize("preset", ["distill=logit_mse", "distill=kd_annealed", "experiment=zoo", "augment=tang"])
+def test_presets_valid(preset):
+    validate(compose_config([preset]))
+
+
+def test_augment_probabilities_sum_invalid(default_config):
+    default_config.augment.p_mask = 0.6
+    default_config.augment.p_replace = 0.6
+
+    with pytest.raises(ConfigError, match="exceeds 1"):
+        validate(default_config)

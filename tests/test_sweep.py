@@ -1,0 +1,31 @@
+"""Sweep job folders: inputs linked from the repository, outputs kept apart."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.sweep import link_inputs
+
+INPUTS = ["data/datasets/gl_account", "data/datasets/gl_account_tokenizer", "data/soft_labels", "models/teacher"]
+
+
+def test_inputs_linked(tmp_path):
+    root, job = tmp_path / "repo", tmp_path / "job"
+    for relative in INPUTS:
+        (root / relative).mkdir(parents=True)
+    job.mkdir()
+
+    link_inputs(root, job, "gl_account")
+
+    for relative in INPUTS:
+        assert (job / relative).is_symlink(), relative
+        assert (job / relative).resolve() == (root / relative).resolve()
+    # models/students is created by the job itself, so it never writes into the repository's models/.
+    assert not (job / "models").is_symlink()
+
+
+def test_missing_input_rejected(tmp_path):
+    (tmp_path / "job").mkdir()
+
+    with pytest.raises(FileNotFoundError, match="dvc repro soft_labels"):
+        link_inputs(tmp_path / "repo", tmp_path / "job", "gl_account")
