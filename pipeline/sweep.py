@@ -54,17 +54,22 @@ def run_job(cfg: DictConfig, root: Path, job_dir: Path) -> float:
     validate(cfg)
     task = str(cfg.task.name)
     link_inputs(root, job_dir, task)
-    os.chdir(job_dir)
     if "MLFLOW_TRACKING_URI" not in os.environ:
         mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
 
-    if int(cfg.augment.copies_per_record) > 0:
-        write_augmented(cfg, augmented_file(task))
-    for name in cfg.students:
-        distill(cfg, name)
-    for name in cfg.get("baselines") or {}:
-        train_baseline(cfg, name)
-    table = compare(cfg)
+    # Stages read and write paths relative to the working directory. The next
+    # job of a multirun resolves its output folder against it too, so restore it.
+    os.chdir(job_dir)
+    try:
+        if int(cfg.augment.copies_per_record) > 0:
+            write_augmented(cfg, augmented_file(task))
+        for name in cfg.students:
+            distill(cfg, name)
+        for name in cfg.get("baselines") or {}:
+            train_baseline(cfg, name)
+        table = compare(cfg)
+    finally:
+        os.chdir(root)
 
     best = float(table.loc[list(cfg.students), "test/macro_f1"].max())
     log.info("Job in %s: best student test macro-F1 %.4f", job_dir, best)

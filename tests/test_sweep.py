@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pipeline.sweep import link_inputs
+from pipeline.sweep import link_inputs, run_job
 
 INPUTS = ["data/datasets/gl_account", "data/datasets/gl_account_tokenizer", "data/soft_labels", "models/teacher"]
 
@@ -29,3 +31,24 @@ def test_missing_input_rejected(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="dvc repro soft_labels"):
         link_inputs(tmp_path / "repo", tmp_path / "job", "gl_account")
+
+
+def test_job_restores_working_directory(tmp_path, default_config, monkeypatch):
+    import pipeline.distill
+
+    root, job = tmp_path / "repo", tmp_path / "job"
+    for relative in INPUTS:
+        (root / relative).mkdir(parents=True)
+    job.mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    def failing_distill(cfg, name):
+        raise RuntimeError(f"distill {name} failed")
+
+    monkeypatch.setattr(pipeline.distill, "distill", failing_distill)
+
+    # The next job of a multirun resolves its folder against the working directory.
+    with pytest.raises(RuntimeError, match="distill transformer failed"):
+        run_job(default_config, root, job)
+    assert Path.cwd() == root
