@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -15,7 +16,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.paths import PARAMS_FILE
+from pipeline.paths import CONF_DIR, PARAMS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,15 @@ def load_params(overrides: list[str] | None = None, params_file: str | Path = PA
             "compose it from conf/ with `python -m pipeline.compose_params`."
         )
 
+    conf_dir = params_path.parent / CONF_DIR
+    groups = _group_choices(overrides, conf_dir, OmegaConf.load(params_path))
+    key_overrides = [override for override in overrides if override not in groups.values()]
     try:
-        with initialize_config_dir(config_dir=str(params_path.parent), version_base=None):
-            cfg = compose(config_name=params_path.stem, overrides=overrides)
+        if groups:
+            cfg = _compose_with_groups(params_path, conf_dir, groups, key_overrides)
+        else:
+            with initialize_config_dir(config_dir=str(params_path.parent), version_base=None):
+                cfg = compose(config_name=params_path.stem, overrides=key_overrides)
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(f"Invalid override in {overrides}: {error}") from error
 
@@ -58,6 +65,46 @@ def load_params(overrides: list[str] | None = None, params_file: str | Path = PA
     else:
         log.info("Settings from %s, no overrides", params_path.name)
     return cfg
+
+
+def _group_choices(overrides: list[str], conf_dir: Path, params: DictConfig) -> dict[str, str]:
+    """Find overrides that pick a config group file, such as `source=database`; maps group to override."""
+    groups = {}
+    for override in overrides:
+        name, separator, value = override.partition("=")
+        if not separator or "." in name or name.startswith(("+", "~")) or not (conf_dir / name).is_dir():
+            continue
+        if name == "experiment":
+            raise ConfigError(
+                f"{override}: an experiment preset changes several sections at once. Compose it with "
+                f"`python -m pipeline.compose_params {override}` or run `dvc exp run -S {override}`."
+            )
+        if name not in params:
+            continue
+        options = sorted(path.stem for path in (conf_dir / name).glob("*.yaml"))
+        if value not in options:
+            raise ConfigError(f"{override}: no file conf/{name}/{value}.yaml; choose one of {', '.join(options)}.")
+        groups[name] = override
+    return groups
+
+
+def _compose_with_groups(params_path: Path, conf_dir: Path, groups: dict[str, str],
+                         key_overrides: list[str]) -> DictConfig:
+    """Replace each chosen group's section of params.yaml with the composed group file, then apply key overrides.
+
+    Sections that are not chosen keep what params.yaml says, so earlier
+    `dvc exp run -S` changes survive a hand run with `source=...`.
+    """
+    with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+        chosen = compose(config_name="config", overrides=list(groups.values()))
+    params = OmegaConf.load(params_path)
+    for group in groups:
+        params[group] = chosen[group]
+
+    with tempfile.TemporaryDirectory() as folder:
+        OmegaConf.save(params, Path(folder) / params_path.name)
+        with initialize_config_dir(config_dir=folder, version_base=None):
+            return compose(config_name=params_path.stem, overrides=key_overrides)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -177,10 +224,9 @@ def _require(cfg: DictConfig, keys: list[str]) -> None:
     for key in keys[1:]:
         if not isinstance(cfg[key], DictConfig):
             raise ConfigError(
-                f"{key}={cfg[key]!r} replaces the whole {key} section. Config groups such as "
-                f"{key}={cfg[key]} are chosen in conf/: `dvc exp run -S {key}={cfg[key]}` or "
-                f"`python -m pipeline.compose_params {key}={cfg[key]}`; a stage run by hand takes "
-                f"single keys, e.g. {key}.epochs=2."
+                f"{key}={cfg[key]!r} replaces the whole {key} section with a single value. Set "
+                f"keys inside it instead, e.g. {key}.<name>=<value>, or pick a file under "
+                f"conf/{key}/ if that group exists."
             )
 
 

@@ -122,3 +122,23 @@ def test_stage_stops_before_work(tmp_path):
     assert "distill.temperature=0" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_group_override_replaces_section():
+    cfg = load_params(["teacher=tiny", "teacher.epochs=3", "distill.temperature=4"], REPO_ROOT / "params.yaml")
+
+    assert cfg.teacher.pretrained is None
+    assert cfg.teacher.architecture.num_hidden_layers == 2
+    assert cfg.teacher.epochs == 3
+    assert cfg.distill.temperature == 4
+    assert cfg.source == compose_config([]).source
+
+
+def test_unknown_group_file_rejected():
+    with pytest.raises(ConfigError, match=r"no file conf/teacher/huge.yaml; choose one of .*minilm.*tiny"):
+        load_params(["teacher=huge"], REPO_ROOT / "params.yaml")
+
+
+def test_experiment_by_hand_rejected():
+    with pytest.raises(ConfigError, match="compose_params experiment=smoke"):
+        load_params(["experiment=smoke"], REPO_ROOT / "params.yaml")
