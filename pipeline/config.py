@@ -92,7 +92,7 @@ def _compose_with_groups(params_path: Path, conf_dir: Path, groups: dict[str, st
                          key_overrides: list[str]) -> DictConfig:
     """Replace each chosen group's section of params.yaml with the composed group file, then apply key overrides.
 
-    Sections that are not chosen keep what params.yaml says, so earlier
+    Sections that are not chosen keep their params.yaml values, so earlier
     `dvc exp run -S` changes survive a hand run with `source=...`.
     """
     with initialize_config_dir(config_dir=str(conf_dir), version_base=None):

@@ -1,7 +1,7 @@
 """The latency harness used for every model.
 
 Batch-1 figures time the model forward alone, after warm-up calls, with the
-thread count fixed; tokenization is timed apart on the same records, so a
+thread count fixed. Tokenization is timed apart on the same records, so a
 model whose tokenizer costs more than its forward pass shows it.
 """
 

@@ -1,7 +1,7 @@
 """Stage train_teacher: fine-tune a Hugging Face sequence classifier on the labeled split.
 
-The teacher sees only the train split's labels, the same label budget as the
-students; the transfer pool reaches students through its soft labels.
+The teacher trains on the train split's labels only, the same label budget as
+the students. The transfer pool reaches the students through its soft labels.
 
 Usage: python -m pipeline.train_teacher [override ...]
 """

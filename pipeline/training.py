@@ -30,7 +30,7 @@ def adamw_with_linear_decay(module: L.LightningModule, learning_rate: float, wei
 
 
 def make_trainer(max_epochs: int, callbacks: list | None = None) -> L.Trainer:
-    """A CPU trainer that reproduces its run for a fixed seed and logs to MLflow."""
+    """Build a CPU trainer that reproduces its run for a fixed seed and logs to MLflow."""
     return L.Trainer(
         max_epochs=max_epochs,
         accelerator="cpu",
