@@ -2,9 +2,9 @@
 
 The first task maps an invoice line (description, vendor, amount) to its GL
 account. Splits are drawn by invoice, so the lines of one invoice never sit on
-both sides. Of the invoices left after test and validation, `task.label_budget`
-keep their labels (train); the rest form the transfer pool, stored with the
-label -1, so that students only ever see the teacher's view of them.
+both sides. Of the invoices left after test and validation, the share
+`task.label_budget` keeps its labels (train). The rest form the transfer pool,
+stored with the label -1, so students only ever see the teacher's view of it.
 
 Usage: python -m pipeline.build_datasets [override ...]
 """
