@@ -14,32 +14,30 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from sqlalchemy import Table, create_engine
 from sqlalchemy.engine import URL, make_url
 from tqdm.auto import tqdm
 
 from pipeline import paths
 from pipeline.config import ConfigError, run_stage, stage_config
-from pipeline.erp_schema import REQUIRED_TABLES, TABLES
 from pipeline.erp_simulator import generate_erp
 from pipeline.pseudonymize import Pseudonymizer, make_pseudonymizer
+from pipeline.source_schema import load_source_schema
 from pipeline.sources import ExtractError, FileSource, SqlSource
 from pipeline.validation import (KeySet, TableReport, arrow_schema, as_text, check_keys, coerce_frame,
-                                 quarantine_schema)
+                                 normalize_text, quarantine_schema)
 
 log = logging.getLogger(__name__)
 
 
 SOURCE_KINDS = ("simulated", "database", "csv", "parquet")
-
-# Tables whose keys a foreign key of another table refers to.
-PARENT_TABLES = {foreign_key.column.table.name for table in TABLES for foreign_key in table.foreign_keys}
 
 # Placeholder for the password in source.url, as in postgresql+psycopg://erp:{password}@host/db.
 PASSWORD_PLACEHOLDER = "{password}"
@@ -91,12 +89,28 @@ def _open_source(cfg: DictConfig, url: URL | None):
     return SqlSource(cfg, engine), engine
 
 
+def _normalize(raw: pd.DataFrame, rules: dict[str, list[str]]) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Apply source.normalize rules to a chunk's text; return it and, per column, which values changed."""
+    if not rules:
+        return raw, {}
+    normalized = raw.copy()
+    changed = {}
+    for column, column_rules in rules.items():
+        normalized[column] = normalize_text(raw[column], column_rules)
+        changed[column] = raw[column].notna() & (normalized[column] != raw[column])
+    return normalized, changed
+
+
 def extract_table(source, table: Table, out_dir: Path, keys: dict[str, KeySet], chunk_size: int,
-                  pseudonymizer: Pseudonymizer) -> TableReport:
-    """Stream one table to Parquet, quarantining invalid, duplicate and orphan rows."""
+                  pseudonymizer: Pseudonymizer, normalize: dict[str, list[str]] | None = None) -> TableReport:
+    """Stream one table to Parquet, quarantining invalid, duplicate and orphan rows.
+
+    `normalize` maps text columns to source.normalize rules. They apply before
+    validation, and quarantined rows keep the values as read.
+    """
     primary_key = table.primary_key.columns.keys()[0]
     seen = KeySet()
-    report = TableReport()
+    report = TableReport(normalized=Counter() if normalize else None)
     schema = arrow_schema(table)
     bad_schema = quarantine_schema(table)
 
@@ -105,7 +119,8 @@ def extract_table(source, table: Table, out_dir: Path, keys: dict[str, KeySet], 
         progress = tqdm(desc=f"extract {table.name}", unit=" rows", mininterval=5)
         for chunk in source.read_chunks(table, chunk_size):
             raw = pd.DataFrame({name: as_text(chunk[name]) for name in chunk.columns}, index=chunk.index)
-            frame, reasons = coerce_frame(table, raw, source.value_format)
+            normalized, changed = _normalize(raw, normalize or {})
+            frame, reasons = coerce_frame(table, normalized, source.value_format)
             check_keys(table, frame, reasons, seen, keys)
 
             seen.add(frame.loc[reasons.isna(), primary_key])
@@ -120,6 +135,8 @@ def extract_table(source, table: Table, out_dir: Path, keys: dict[str, KeySet], 
             report.written += len(good)
             report.quarantined += len(bad)
             report.reasons.update(bad["quarantine_reason"])
+            for column, mask in changed.items():
+                report.normalized[column] += int((mask & reasons.isna()).sum())
             progress.update(len(raw))
         progress.close()
 
@@ -151,6 +168,8 @@ def extract(cfg: DictConfig, out_dir: Path, report_file: Path) -> dict[str, dict
     url = None
     if cfg.source.kind not in SOURCE_KINDS:
         raise ConfigError(f"source.kind={cfg.source.kind!r} is unknown. Choose one of {', '.join(SOURCE_KINDS)}.")
+    # Checked before the simulator runs, so a bad schema or option stops the stage before any work.
+    schema = load_source_schema(cfg)
     if cfg.source.kind in ("simulated", "database"):
         url = source_url(cfg)
         safe_url = url.render_as_string(hide_password=True)
@@ -159,7 +178,13 @@ def extract(cfg: DictConfig, out_dir: Path, report_file: Path) -> dict[str, dict
         simulate_source(cfg, url)
     log.info("Extracting from %s", safe_url if url is not None else cfg.source.path)
 
-    pseudonymizer = make_pseudonymizer(cfg, {table.name: table.columns.keys() for table in TABLES})
+    if schema.declared:
+        log.info("Tables declared in source.schema: %s", ", ".join(table.name for table in schema.tables))
+    # Tables whose keys a foreign key of another table refers to.
+    parent_tables = {foreign_key.column.table.name for table in schema.tables
+                     for foreign_key in table.foreign_keys}
+    normalize = OmegaConf.to_container(cfg.source.normalize, resolve=True) if cfg.source.get("normalize") else {}
+    pseudonymizer = make_pseudonymizer(cfg, {table.name: table.columns.keys() for table in schema.tables})
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "quarantine").mkdir(parents=True)
@@ -169,19 +194,22 @@ def extract(cfg: DictConfig, out_dir: Path, report_file: Path) -> dict[str, dict
     engine = None
     try:
         source, engine = _open_source(cfg, url)
-        for table in TABLES:
+        for table in schema.tables:
             if not source.has(table):
-                if table.name in REQUIRED_TABLES:
+                if table.name in schema.required:
                     raise ExtractError(source.describe_missing(table))
                 log.warning("Skipping table %s: the source does not have it", table.name)
                 continue
-            report = extract_table(source, table, staging, keys, int(cfg.source.chunk_size), pseudonymizer)
+            report = extract_table(source, table, staging, keys, int(cfg.source.chunk_size), pseudonymizer,
+                                   normalize.get(table.name))
             log.info("%s: read %d, written %d, quarantined %d %s", table.name, report.read,
                      report.written, report.quarantined, dict(report.reasons))
+            if report.normalized:
+                log.info("%s: values changed by source.normalize %s", table.name, dict(report.normalized))
             _check_report(cfg, table, report, staging)
             reports[table.name] = report.as_dict()
             # Keys are kept only for tables that others reference, to bound memory.
-            if table.name not in PARENT_TABLES:
+            if table.name not in parent_tables:
                 keys.pop(table.name, None)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -216,6 +244,8 @@ def log_to_mlflow(cfg: DictConfig, reports: dict[str, dict], report_file: Path) 
             metrics[f"{table}/{key}"] = report[key]
         for reason, count in report["quarantine_reasons"].items():
             metrics[f"{table}/quarantined/{reason}"] = count
+        for column, count in report.get("normalized", {}).items():
+            metrics[f"{table}/normalized/{column}"] = count
     with start_run(cfg, "extract", "extract", params):
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(report_file))

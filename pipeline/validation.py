@@ -6,6 +6,7 @@ marked rows to quarantine, so each row read is either written or quarantined.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,10 +29,15 @@ class TableReport:
     written: int = 0
     quarantined: int = 0
     reasons: Counter = field(default_factory=Counter)
+    # Written values that source.normalize changed, per column; None when no rule applies to the table.
+    normalized: Counter | None = None
 
     def as_dict(self) -> dict:
-        return {"read": self.read, "written": self.written, "quarantined": self.quarantined,
-                "quarantine_reasons": dict(sorted(self.reasons.items()))}
+        report = {"read": self.read, "written": self.written, "quarantined": self.quarantined,
+                  "quarantine_reasons": dict(sorted(self.reasons.items()))}
+        if self.normalized is not None:
+            report["normalized"] = dict(sorted(self.normalized.items()))
+        return report
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,14 @@ class ValueFormat:
     thousands: str | None = None
     # A strftime format such as "%d.%m.%Y", or "ISO8601".
     date_format: str = "ISO8601"
-    # Formats detected per date column, which take precedence over date_format.
+    # Formats per date column, configured or detected, which take precedence over date_format.
     column_date_formats: tuple[tuple[str, str], ...] = ()
+    # Symbols or codes removed from amounts before parsing, such as "£" in "£1,234.50".
+    currency_symbols: tuple[str, ...] = ()
+    # Read accounting notation "(12.50)" as -12.50.
+    parenthesized_negatives: bool = False
+    # Accept a thousands separator only between groups of three digits ("1,234.50", not "12,50").
+    strict_thousands: bool = False
 
     def date_format_for(self, column: str) -> str:
         return dict(self.column_date_formats).get(column, self.date_format)
@@ -89,6 +101,17 @@ def as_text(values: pd.Series) -> pd.Series:
 
 def _parse_number(text: pd.Series, value_format: ValueFormat) -> pd.Series:
     cleaned = text.str.strip()
+    for symbol in value_format.currency_symbols:
+        cleaned = cleaned.str.replace(symbol, "", regex=False).str.strip()
+    if value_format.parenthesized_negatives:
+        cleaned = cleaned.str.replace(r"^\((.*)\)$", r"-\1", regex=True).str.strip()
+    if value_format.thousands and value_format.strict_thousands:
+        # Separators must group three digits, so "12,50" in a file with thousands="," is
+        # quarantined instead of read as 1250.
+        separator, decimal = re.escape(value_format.thousands), re.escape(value_format.decimal)
+        grouped = cleaned.str.fullmatch(rf"[+-]?\d{{1,3}}({separator}\d{{3}})+({decimal}\d*)?", na=False)
+        has_separator = cleaned.str.contains(value_format.thousands, regex=False, na=False)
+        cleaned = cleaned.where(~has_separator | grouped)
     if value_format.thousands:
         cleaned = cleaned.str.replace(value_format.thousands, "", regex=False)
     if value_format.decimal != ".":
@@ -116,6 +139,8 @@ def coerce_frame(table: Table, raw: pd.DataFrame, value_format: ValueFormat) -> 
         present = text.notna() & (text.str.strip() != "")
         text = text.where(present)
         kind = type_kind(column)
+        # Checked first in every column: a number with an undecodable byte is an encoding fault.
+        mark(text.str.contains(REPLACEMENT_CHARACTER, regex=False, na=False), f"invalid_encoding_{column.name}")
 
         if kind in ("integer", "number"):
             converted = _parse_number(text, value_format)
@@ -133,7 +158,6 @@ def coerce_frame(table: Table, raw: pd.DataFrame, value_format: ValueFormat) -> 
             mark(present & converted.isna(), f"invalid_{column.name}")
             frame[column.name] = converted
         else:
-            mark(text.str.contains(REPLACEMENT_CHARACTER, regex=False, na=False), f"invalid_encoding_{column.name}")
             length = getattr(column.type, "length", None)
             if length:
                 mark(text.str.len() > length, f"too_long_{column.name}")
@@ -142,6 +166,25 @@ def coerce_frame(table: Table, raw: pd.DataFrame, value_format: ValueFormat) -> 
         if not column.nullable:
             mark(~present, f"missing_{column.name}")
     return frame, reasons
+
+
+def normalize_text(values: pd.Series, rules: list[str]) -> pd.Series:
+    """Apply source.normalize rules (strip, collapse_whitespace, casefold, lower, upper) in order, keeping nulls."""
+    text = values.astype("string")
+    for rule in rules:
+        if rule == "strip":
+            text = text.str.strip()
+        elif rule == "collapse_whitespace":
+            text = text.str.replace(r"\s+", " ", regex=True)
+        elif rule == "casefold":
+            text = text.str.casefold()
+        elif rule == "lower":
+            text = text.str.lower()
+        elif rule == "upper":
+            text = text.str.upper()
+        else:
+            raise ValueError(f"Unknown normalization rule {rule!r}")
+    return text.astype(object).where(values.notna(), None)
 
 
 def _as_arrow_text(values: pd.Series) -> pa.Array:
