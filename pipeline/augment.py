@@ -13,7 +13,7 @@ Output: data/augmented/<task>.parquet with columns text and logits (the
 teacher's, float32, one per class). With `augment.copies_per_record: 0` the
 table is empty and the teacher is not loaded.
 
-Usage: python -m pipeline.augment [override ...]
+Usage: python -m pipeline.augment --task NAME [override ...]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
 from pipeline import paths
-from pipeline.config import run_stage, stage_config
+from pipeline.config import parse_stage_args, run_stage, stage_config
 from pipeline.data import load_task
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ SCHEMA = pa.schema([("text", pa.string()), ("logits", pa.list_(pa.float32()))])
 
 
 def augmented_file(task: str) -> Path:
-    return paths.DATA / "augmented" / f"{task}.parquet"
+    return paths.TaskPaths(task).augmented
 
 
 def word_kind(word: str) -> str:
@@ -111,12 +111,12 @@ def write_augmented(cfg: DictConfig, out_file: Path) -> pd.DataFrame:
         from pipeline.soft_labels import predict_logits
         from pipeline.teacher_model import load_teacher
 
-        pool = list(load_task(paths.dataset_dir(task))["transfer"]["text"])
+        pool = list(load_task(paths.TaskPaths(task).splits)["transfer"]["text"])
         texts = augment_texts(pool, copies, float(settings.p_mask), float(settings.p_replace),
                               float(settings.p_ngram), int(cfg.seed))
         log.info("Augmented %d transfer records into %d new texts; labeling them with the teacher", len(pool),
                  len(texts))
-        model, tokenizer = load_teacher(paths.TEACHER)
+        model, tokenizer = load_teacher(paths.TaskPaths(task).teacher)
         logits = predict_logits(model, tokenizer, texts, int(cfg.task.max_length), int(cfg.soft_labels.batch_size),
                                 "teacher logits augmented")
 
@@ -134,7 +134,7 @@ def write_augmented(cfg: DictConfig, out_file: Path) -> pd.DataFrame:
 def load_augmented(file: Path, num_labels: int) -> tuple[list[str], np.ndarray]:
     """Return the augmented texts and their teacher logits; empty when the stage made none."""
     if not file.is_file():
-        raise FileNotFoundError(f"{file} not found: run `dvc repro augment` (or python -m pipeline.augment).")
+        raise FileNotFoundError(f"{file} not found: run `dvc repro augment` (or python -m pipeline.augment --task NAME).")
     table = pd.read_parquet(file)
     if table.empty:
         return [], np.zeros((0, num_labels), dtype=np.float32)
@@ -146,8 +146,8 @@ def load_augmented(file: Path, num_labels: int) -> tuple[list[str], np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = stage_config(argv)
-    write_augmented(cfg, augmented_file(str(cfg.task.name)))
+    args, overrides = parse_stage_args(argv, __doc__, "pipeline.augment")
+    write_augmented(stage_config(overrides, task=args.task), augmented_file(args.task))
 
 
 if __name__ == "__main__":

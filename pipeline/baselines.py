@@ -11,16 +11,14 @@ Two kinds, chosen by `baselines.<name>.kind`:
 Each lands in models/baselines/<name>/ with the id of its MLflow run
 `baseline/<name>`; the compare stage evaluates it through `evaluate_baseline`.
 
-Usage: python -m pipeline.baselines --baseline NAME [override ...]
+Usage: python -m pipeline.baselines --task NAME --baseline NAME [override ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from threadpoolctl import threadpool_limits
 
 from pipeline import paths
-from pipeline.config import ConfigError, run_stage, stage_config, to_container
+from pipeline.config import ConfigError, parse_stage_args, run_stage, stage_config, to_container
 from pipeline.data import TextRows, class_names, load_task
 from pipeline.metrics import classification_figures
 from pipeline.students import CONFIG_FILE as STUDENT_CONFIG_FILE
@@ -49,20 +47,21 @@ SKLEARN_CONFIG_FILE = "baseline_config.json"
 
 
 def train_baseline(cfg: DictConfig, name: str) -> dict:
-    """Train baseline `name` from `cfg.baselines` and save it to models/baselines/<name>/."""
+    """Train baseline `name` from `cfg.baselines` and save it to models/<task>/baselines/<name>/."""
     baselines = cfg.get("baselines") or {}
     if name not in baselines:
         raise ConfigError(f"Unknown baseline {name!r}: params.yaml defines {', '.join(baselines) or 'none'}.")
     baseline_cfg = baselines[name]
     L.seed_everything(int(cfg.seed), workers=True)
-    dataset = load_task(paths.dataset_dir(str(cfg.task.name)))
+    task_paths = paths.TaskPaths(str(cfg.task.name))
+    dataset = load_task(task_paths.splits)
 
     if baseline_cfg.kind == "no_distill":
         figures = train_without_distillation(cfg, name, baseline_cfg, dataset)
     else:
         figures = train_tfidf_logreg(cfg, name, baseline_cfg, dataset)
 
-    report = paths.REPORTS / "baselines" / f"{name}.json"
+    report = task_paths.reports / "baselines" / f"{name}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -78,11 +77,11 @@ def train_without_distillation(cfg: DictConfig, name: str, baseline_cfg: DictCon
     log.info("Baseline %s: student %s without distillation on %d labeled examples", name,
              baseline_cfg.student, len(train_rows))
 
-    run = start_run(cfg, f"baseline/{name}", "baseline", section(cfg, "seed", "task") |
+    run = start_run(cfg, f"{cfg.task.name}/baseline/{name}", "baseline", section(cfg, "seed", "task") |
                     {"baseline": to_container(baseline_cfg), "student": to_container(student_cfg)})
     mlflow.set_tags({"student": str(student_cfg.arch), "method": "no_distill"})
     return fit_student(cfg, name, student_cfg, train_rows, validation_rows, class_names(dataset), NO_DISTILLATION,
-                       run, paths.baseline_dir(name))
+                       run, paths.TaskPaths(str(cfg.task.name)).baseline(name))
 
 
 def build_tfidf_logreg(baseline_cfg: DictConfig, seed: int) -> Pipeline:
@@ -103,7 +102,7 @@ def train_tfidf_logreg(cfg: DictConfig, name: str, baseline_cfg: DictConfig, dat
     texts, labels = list(dataset["train"]["text"]), np.array(dataset["train"]["label"])
     log.info("Baseline %s: TF-IDF + logistic regression on %d labeled examples", name, len(texts))
 
-    run = start_run(cfg, f"baseline/{name}", "baseline", section(cfg, "seed", "task") |
+    run = start_run(cfg, f"{cfg.task.name}/baseline/{name}", "baseline", section(cfg, "seed", "task") |
                     {"baseline": to_container(baseline_cfg)})
     mlflow.set_tags({"student": "tfidf_logreg", "method": "no_distill"})
     try:
@@ -119,7 +118,7 @@ def train_tfidf_logreg(cfg: DictConfig, name: str, baseline_cfg: DictConfig, dat
         mlflow.log_metrics(figures)
 
         # The model predicts class indices; labels absent from train never appear in its output.
-        out_dir = paths.baseline_dir(name)
+        out_dir = paths.TaskPaths(str(cfg.task.name)).baseline(name)
         staging = out_dir.with_name(out_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -210,12 +209,9 @@ def _time_sklearn(vectorizer, classifier, model: Pipeline, texts: list[str], war
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m pipeline.baselines", description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", required=True, help="key under `baselines` in params.yaml, e.g. tfidf_logreg")
-    args, overrides = parser.parse_known_args(argv)
-    cfg = stage_config(overrides)
-    train_baseline(cfg, args.baseline)
+    args, overrides = parse_stage_args(argv, __doc__, "pipeline.baselines",
+                                       ("baseline", "key under `baselines` in params.yaml, e.g. tfidf_logreg"))
+    train_baseline(stage_config(overrides, task=args.task), args.baseline)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ thread count. Students also run as ONNX fp32 and ONNX int8 when the export
 stage produced them. Results go to DVC metrics and plots under reports/ and
 to MLflow (see pipeline/reporting.py).
 
-Usage: python -m pipeline.compare [override ...]
+Usage: python -m pipeline.compare --task NAME [override ...]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pipeline import paths
-from pipeline.config import run_stage, stage_config
+from pipeline.config import parse_stage_args, run_stage, stage_config
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
 from pipeline.export import FP32_FILE, INT8_FILE, OnnxForward, onnx_session
 from pipeline.latency import measure_latency
@@ -103,27 +103,27 @@ def cascade_figures(student_logits: np.ndarray, teacher_predictions: np.ndarray,
 
 
 def compare(cfg: DictConfig) -> pd.DataFrame:
-    task = str(cfg.task.name)
-    dataset = load_task(paths.dataset_dir(task))
+    task_paths = paths.TaskPaths(str(cfg.task.name))
+    dataset = load_task(task_paths.splits)
     texts = list(dataset["test"]["text"])
     labels = np.array(dataset["test"]["label"])
     names = class_names(dataset)
     comparison = Comparison(labels=labels, class_names=names)
 
-    teacher, teacher_tokenizer = load_teacher(paths.TEACHER)
+    teacher, teacher_tokenizer = load_teacher(task_paths.teacher)
     teacher_predictions, figures = model_figures(
-        lambda **batch: teacher(**batch).logits, teacher, teacher_tokenizer, paths.TEACHER / "model.safetensors",
+        lambda **batch: teacher(**batch).logits, teacher, teacher_tokenizer, task_paths.teacher / "model.safetensors",
         texts, labels, cfg, TEACHER)
-    comparison.add(TEACHER, "pytorch", teacher_predictions, figures, load_run_id(paths.TEACHER))
+    comparison.add(TEACHER, "pytorch", teacher_predictions, figures, load_run_id(task_paths.teacher))
     del teacher
 
     student_logits = {}
     for name in cfg.students:
-        folder = paths.student_dir(name)
+        folder = task_paths.student(name)
         student, tokenizer, student_config = load_student(folder)
         if student_config["class_names"] != names:
             raise ValueError(f"Student {name} was trained on other classes than the dataset: "
-                             f"rerun `dvc repro distill@{name}`.")
+                             f"rerun `dvc repro distill@{cfg.task.name}-{name}`.")
         run_id = load_run_id(folder)
         predictions, figures = model_figures(student, student, tokenizer, folder / WEIGHTS_FILE, texts, labels,
                                              cfg, name)
@@ -131,20 +131,21 @@ def compare(cfg: DictConfig) -> pd.DataFrame:
         student_logits[name] = predict_logits(student, tokenizer, texts, int(cfg.task.max_length), f"logits {name}")
 
         for runtime, file in RUNTIMES.items():
-            exported = paths.onnx_dir(name) / file
+            exported = task_paths.onnx_student(name) / file
             if not exported.is_file():
-                log.warning("No %s export of %s at %s: run `dvc repro export@%s`", runtime, name, exported, name)
+                log.warning("No %s export of %s at %s: run `dvc repro export@%s-%s`", runtime, name, exported,
+                            cfg.task.name, name)
                 continue
             forward = OnnxForward(onnx_session(exported, int(cfg.compare.threads)))
             predictions, figures = model_figures(forward, student, tokenizer, exported, texts, labels, cfg,
                                                  f"{name}@{runtime}")
             comparison.add(f"{name}@{runtime}", runtime, predictions, figures, run_id)
 
-    # Baselines trained outside the distillation stage, each in models/baselines/<name>/.
+    # Baselines trained outside the distillation stage, each in models/<task>/baselines/<name>/.
     for name in cfg.get("baselines") or {}:
         from pipeline.baselines import evaluate_baseline
 
-        folder = paths.baseline_dir(name)
+        folder = task_paths.baseline(name)
         predictions, figures = evaluate_baseline(folder, texts, labels, cfg)
         comparison.add(name, "baseline", predictions, figures, load_run_id(folder))
 
@@ -161,14 +162,14 @@ def compare(cfg: DictConfig) -> pd.DataFrame:
              .to_string(float_format="%.4g"))
     log.info("Cascade of %s and the teacher: %s", best, cascade)
 
-    write_reports(table, {"student": best, "thresholds": cascade}, paths.REPORTS)
+    write_reports(table, {"student": best, "thresholds": cascade}, task_paths.reports)
     log_to_mlflow(cfg, comparison, table, {"student": best, "thresholds": cascade})
     return table
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = stage_config(argv)
-    compare(cfg)
+    args, overrides = parse_stage_args(argv, __doc__, "pipeline.compare")
+    compare(stage_config(overrides, task=args.task))
 
 
 if __name__ == "__main__":

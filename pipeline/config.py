@@ -6,6 +6,7 @@ hand takes Hydra override syntax (`key=value`, `+key=value`, `~key`) on top.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import tempfile
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.paths import CONF_DIR, PARAMS_FILE
@@ -111,7 +112,7 @@ def validate(cfg: DictConfig) -> None:
     """Check the whole config and raise ConfigError naming the first bad value."""
     from pipeline.teacher_model import resolve_pretrained
 
-    _require(cfg, ["seed", "source", "task", "teacher", "students", "distill", "compare", "mlflow"])
+    _require(cfg, ["seed", "source", "tasks", "teacher", "students", "distill", "compare", "mlflow"])
 
     temperature = cfg.distill.temperature
     if not isinstance(temperature, (int, float)) or temperature <= 0:
@@ -144,15 +145,7 @@ def validate(cfg: DictConfig) -> None:
     _validate_baselines(cfg)
     _validate_augment(cfg)
 
-    for key in ("test_fraction", "validation_fraction", "label_budget"):
-        value = cfg.task[key]
-        if not 0.0 < float(value) < 1.0:
-            raise ConfigError(f"task.{key}={value!r} must be a fraction between 0 and 1.")
-    if cfg.task.test_fraction + cfg.task.validation_fraction >= 0.9:
-        raise ConfigError(
-            "task.test_fraction + task.validation_fraction leaves under 10% of invoices "
-            "for train and transfer; lower them."
-        )
+    _validate_tasks(cfg)
 
     if cfg.teacher.pretrained is None and cfg.teacher.architecture is None:
         raise ConfigError(
@@ -161,6 +154,22 @@ def validate(cfg: DictConfig) -> None:
         )
     if cfg.teacher.pretrained is not None:
         resolve_pretrained(str(cfg.teacher.pretrained))
+
+
+def _validate_tasks(cfg: DictConfig) -> None:
+    from pipeline.task_spec import parse_task
+
+    if not cfg.tasks:
+        raise ConfigError("tasks is empty: name at least one, e.g. pick a task set with tasks=simulated_erp.")
+    for key, task in cfg.tasks.items():
+        if not isinstance(task, DictConfig):
+            raise ConfigError(f"tasks.{key}={task!r} must be a task section; pick a file under conf/task/.")
+        spec = parse_task(task)
+        if spec.name != key:
+            raise ConfigError(f"tasks.{key}.name={spec.name!r} differs from its key {key!r}; make them equal.")
+        for setting in ("max_length", "student_vocab_size", "numeric_bins"):
+            if int(task.get(setting, 0)) < 1:
+                raise ConfigError(f"tasks.{key}.{setting}={task.get(setting)!r} must be a whole number of at least 1.")
 
 
 def _validate_distill_extras(cfg: DictConfig) -> None:
@@ -230,11 +239,29 @@ def _require(cfg: DictConfig, keys: list[str]) -> None:
             )
 
 
-def stage_config(argv: list[str] | None = None) -> DictConfig:
-    """Load, override and validate the config for a stage's command line."""
+def stage_config(argv: list[str] | None = None, task: str | None = None) -> DictConfig:
+    """Load, override and validate the config for a stage's command line.
+
+    With `task`, that entry of `tasks` is also available as `cfg.task`.
+    """
     cfg = load_params(sys.argv[1:] if argv is None else argv)
+    if task is not None:
+        if task not in cfg.tasks:
+            raise ConfigError(f"--task {task!r} is not a key of tasks ({', '.join(cfg.tasks)}).")
+        with open_dict(cfg):
+            cfg.task = cfg.tasks[task]
     validate(cfg)
     return cfg
+
+
+def parse_stage_args(argv: list[str] | None, doc: str, module: str,
+                     *names: tuple[str, str]) -> tuple[argparse.Namespace, list[str]]:
+    """Parse `--task NAME` plus the named options; everything else is returned as overrides."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
+    parser.add_argument("--task", required=True, help="key under `tasks` in params.yaml, e.g. gl_account")
+    for name, help_text in names:
+        parser.add_argument(f"--{name}", required=True, help=help_text)
+    return parser.parse_known_args(sys.argv[1:] if argv is None else argv)
 
 
 def run_stage(main, argv: list[str] | None = None) -> None:

@@ -4,16 +4,14 @@ The student trains on the labeled split (soft and hard targets) and the
 transfer pool (soft targets only), and keeps the weights of the epoch with the
 best validation macro-F1.
 
-Usage: python -m pipeline.distill --student NAME [override ...]
+Usage: python -m pipeline.distill --task NAME --student NAME [override ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from transformers import AutoTokenizer
 
 from pipeline import paths
-from pipeline.config import ConfigError, run_stage, stage_config, to_container
+from pipeline.config import ConfigError, parse_stage_args, run_stage, stage_config, to_container
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
 from pipeline.augment import augmented_file, load_augmented
 from pipeline.losses import NO_LABEL, distillation_loss, hard_label_cross_entropy, scheduled_value
@@ -134,7 +132,7 @@ def _rows(dataset, split: str, soft_labels_files: list[Path]) -> TextRows:
 
 def soft_labels_files(cfg: DictConfig) -> list[Path]:
     """List the pipeline's soft-label file, then those of `distill.extra_teachers` (other teacher runs)."""
-    files = [paths.soft_labels_file(str(cfg.task.name))]
+    files = [paths.TaskPaths(str(cfg.task.name)).soft_labels]
     for extra in cfg.distill.get("extra_teachers") or []:
         file = Path(str(extra))
         if not file.is_file():
@@ -159,7 +157,8 @@ def distill(cfg: DictConfig, name: str) -> dict:
     L.seed_everything(int(cfg.seed), workers=True)
 
     task = str(cfg.task.name)
-    dataset = load_task(paths.dataset_dir(task))
+    task_paths = paths.TaskPaths(task)
+    dataset = load_task(task_paths.splits)
     teachers = soft_labels_files(cfg)
     parts = [_rows(dataset, "train", teachers), _rows(dataset, "transfer", teachers)]
     augmented = _augmented_rows(cfg, len(class_names(dataset)))
@@ -172,16 +171,16 @@ def distill(cfg: DictConfig, name: str) -> dict:
              len(parts[0]), len(parts[1]), len(augmented) if augmented is not None else 0, len(teachers))
 
     losses = LossSettings.from_config(cfg.distill)
-    run = start_run(cfg, f"student/{name}", "distill", section(cfg, "seed", "distill", "task") |
+    run = start_run(cfg, f"{task}/student/{name}", "distill", section(cfg, "seed", "distill", "task") |
                     {"student": to_container(student_cfg), "student_name": name})
     mlflow.set_tags({"student": str(student_cfg.arch), "method": f"distill/{losses.soft_loss}"})
-    teacher_run_id = load_run_id(paths.TEACHER)
+    teacher_run_id = load_run_id(task_paths.teacher)
     if teacher_run_id:
         mlflow.set_tag("teacher_run_id", teacher_run_id)
     figures = fit_student(cfg, name, student_cfg, train_rows, _rows(dataset, "validation", teachers),
-                          class_names(dataset), losses, run, paths.student_dir(name))
+                          class_names(dataset), losses, run, task_paths.student(name))
 
-    report = paths.REPORTS / "students" / f"{name}.json"
+    report = task_paths.reports / "students" / f"{name}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -196,7 +195,7 @@ def fit_student(cfg: DictConfig, name: str, student_cfg: DictConfig, train_rows:
     """
     try:
         task = str(cfg.task.name)
-        tokenizer = AutoTokenizer.from_pretrained(str(paths.student_tokenizer_dir(task)))
+        tokenizer = AutoTokenizer.from_pretrained(str(paths.TaskPaths(task).tokenizer))
         max_length = int(cfg.task.max_length)
         collate = TokenizingCollator(tokenizer, max_length)
         train = make_loader(train_rows, collate, int(student_cfg.batch_size), shuffle=True, seed=int(cfg.seed))
@@ -238,12 +237,9 @@ def fit_student(cfg: DictConfig, name: str, student_cfg: DictConfig, train_rows:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m pipeline.distill", description=__doc__.splitlines()[0])
-    parser.add_argument("--student", required=True, help="key under `students` in params.yaml, e.g. bilstm")
-    args, overrides = parser.parse_known_args(argv)
-    cfg = stage_config(overrides)
-    distill(cfg, args.student)
+    args, overrides = parse_stage_args(argv, __doc__, "pipeline.distill",
+                                       ("student", "key under `students` in params.yaml, e.g. bilstm"))
+    distill(stage_config(overrides, task=args.task), args.student)
 
 
 if __name__ == "__main__":

@@ -4,16 +4,14 @@ Each exported file is checked against the PyTorch student on the test split,
 by the maximum absolute logit difference and the share of equal predictions,
 and the stage fails when they disagree beyond `export.*` tolerances.
 
-Usage: python -m pipeline.export --student NAME [override ...]
+Usage: python -m pipeline.export --task NAME --student NAME [override ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from tqdm.auto import tqdm
 
 from pipeline import paths
-from pipeline.config import ConfigError, run_stage, stage_config
+from pipeline.config import ConfigError, parse_stage_args, run_stage, stage_config
 from pipeline.data import load_task
 from pipeline.students import load_student
 
@@ -126,11 +124,12 @@ def parity(model: torch.nn.Module, forward: OnnxForward, tokenizer, texts: list[
 def export_student(cfg: DictConfig, name: str) -> dict:
     if name not in cfg.students:
         raise ConfigError(f"Unknown student {name!r}: params.yaml defines {', '.join(cfg.students)}.")
-    model, tokenizer, student_config = load_student(paths.student_dir(name))
+    task_paths = paths.TaskPaths(str(cfg.task.name))
+    model, tokenizer, student_config = load_student(task_paths.student(name))
     max_length = int(student_config["max_length"])
-    texts = list(load_task(paths.dataset_dir(str(cfg.task.name)))["test"]["text"])
+    texts = list(load_task(task_paths.splits)["test"]["text"])
 
-    out_dir = paths.onnx_dir(name)
+    out_dir = task_paths.onnx_student(name)
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -164,12 +163,9 @@ def export_student(cfg: DictConfig, name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m pipeline.export", description=__doc__.splitlines()[0])
-    parser.add_argument("--student", required=True, help="key under `students` in params.yaml, e.g. bilstm")
-    args, overrides = parser.parse_known_args(argv)
-    cfg = stage_config(overrides)
-    export_student(cfg, args.student)
+    args, overrides = parse_stage_args(argv, __doc__, "pipeline.export",
+                                       ("student", "key under `students` in params.yaml, e.g. bilstm"))
+    export_student(stage_config(overrides, task=args.task), args.student)
 
 
 if __name__ == "__main__":

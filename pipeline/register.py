@@ -5,7 +5,7 @@ among those that keep at least `registry.min_retention` of the teacher's
 macro-F1; it is registered as `<task>-student` with the alias `champion`.
 When no student qualifies, nothing is registered and reports/registry.json gives the reason.
 
-Usage: python -m pipeline.register [override ...]
+Usage: python -m pipeline.register --task NAME [override ...]
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from pipeline import paths
-from pipeline.config import run_stage, stage_config
+from pipeline.config import parse_stage_args, run_stage, stage_config
+from pipeline.data import load_task
 from pipeline.export import FP32_FILE, INT8_FILE
+from pipeline.features import INPUTS_FILE, InputEncoder
 from pipeline.serving import StudentModel
 from pipeline.students import CONFIG_FILE
 from pipeline.tracking import start_run
@@ -31,8 +33,6 @@ log = logging.getLogger(__name__)
 
 ALIAS = "champion"
 EXPORT_FILES = {"onnx": FP32_FILE, "onnx_int8": INT8_FILE}
-EXAMPLE = pd.DataFrame({"description": ["toner cartridge HP 305"], "vendor": ["Kalotin Office GmbH"],
-                        "amount": [45.9]})
 
 
 def choose_champion(metrics: dict[str, dict[str, float]], min_retention: float) -> tuple[str, str] | None:
@@ -50,21 +50,30 @@ def choose_champion(metrics: dict[str, dict[str, float]], min_retention: float) 
     return student, runtime
 
 
+def input_example(task_paths: paths.TaskPaths) -> pd.DataFrame:
+    """Return the first two test records with the task's input columns, as the model's input example."""
+    encoder = InputEncoder.load(task_paths.datasets / INPUTS_FILE)
+    test = load_task(task_paths.splits)["test"].select(range(2))
+    return test.to_pandas()[encoder.fields]
+
+
 def register_student(cfg: DictConfig, student: str, runtime: str) -> dict:
     """Log the pyfunc in an MLflow run, register it and point the champion alias at it."""
-    folder = paths.student_dir(student)
+    task_paths = paths.TaskPaths(str(cfg.task.name))
+    folder = task_paths.student(student)
     model_name = f"{cfg.task.name}-student"
-    artifacts = {"onnx_model": str(paths.onnx_dir(student) / EXPORT_FILES[runtime]), "tokenizer": str(folder),
-                 "student_config": str(folder / CONFIG_FILE)}
+    artifacts = {"onnx_model": str(task_paths.onnx_student(student) / EXPORT_FILES[runtime]), "tokenizer": str(folder),
+                 "student_config": str(folder / CONFIG_FILE), "inputs": str(task_paths.datasets / INPUTS_FILE)}
+    example = input_example(task_paths)
 
     python_model = StudentModel()
     example_output = pd.DataFrame({"label": ["610100"], "probability": [0.9], "top_3": ["[]"]})
-    start_run(cfg, f"register/{student}@{runtime}", "register", {"student": student, "runtime": runtime})
+    start_run(cfg, f"{cfg.task.name}/register/{student}@{runtime}", "register", {"student": student, "runtime": runtime})
     try:
         info = mlflow.pyfunc.log_model(
             name="model", python_model=python_model, artifacts=artifacts,
             code_paths=[str(Path(__file__).resolve().parent)],
-            signature=infer_signature(EXAMPLE, example_output), input_example=EXAMPLE,
+            signature=infer_signature(example, example_output), input_example=example,
             registered_model_name=model_name,
             pip_requirements=["onnxruntime", "transformers", "tokenizers", "pandas", "numpy", "mlflow"],
         )
@@ -79,7 +88,7 @@ def register_student(cfg: DictConfig, student: str, runtime: str) -> dict:
 
 
 def register(cfg: DictConfig, report_file: Path) -> dict:
-    metrics = json.loads((paths.REPORTS / "compare.json").read_text())
+    metrics = json.loads((paths.TaskPaths(str(cfg.task.name)).reports / "compare.json").read_text())
     min_retention = float(cfg.registry.min_retention)
     choice = choose_champion(metrics, min_retention)
     if choice is None:
@@ -94,8 +103,8 @@ def register(cfg: DictConfig, report_file: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = stage_config(argv)
-    register(cfg, paths.REPORTS / "registry.json")
+    args, overrides = parse_stage_args(argv, __doc__, "pipeline.register")
+    register(stage_config(overrides, task=args.task), paths.TaskPaths(args.task).reports / "registry.json")
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def log_to_mlflow(cfg: DictConfig, comparison: Comparison, table: pd.DataFrame, 
         for key, value in (facts | provenance_tags(_stage_of(model, runtime))).items():
             client.set_tag(run_id, key, value)
 
-    start_run(cfg, "compare", "compare", section(cfg, "compare"))
+    start_run(cfg, f"{cfg.task.name}/compare", "compare", section(cfg, "compare"))
     try:
         mlflow.set_tags(facts | provenance_tags("compare"))
         for model, run_id in comparison.run_ids.items():

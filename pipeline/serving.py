@@ -1,8 +1,9 @@
 """An MLflow pyfunc that takes raw ERP records and returns the label, its probability and the top 3.
 
 It runs an exported student in ONNX Runtime, so serving needs neither PyTorch
-nor the training code, and builds each model input with the same function
-the pipeline used (pipeline/features.py).
+nor the training code. It renders each record into model text with the
+input encoder fitted by build_datasets (pipeline/features.py), so the task's
+columns and numeric bins are those of training.
 """
 
 from __future__ import annotations
@@ -16,34 +17,36 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from pipeline.features import format_invoice_line
+from pipeline.features import InputEncoder
 
 log = logging.getLogger(__name__)
 
-# Input columns of the gl_account task and the pandas check each must pass.
-INPUT_COLUMNS = {"description": pd.api.types.is_string_dtype, "vendor": pd.api.types.is_string_dtype,
-                 "amount": pd.api.types.is_numeric_dtype}
 TOP_K = 3
 
 
-def validate_records(records: pd.DataFrame) -> None:
-    """Raise MlflowException (HTTP 400 from the scoring server) naming the first bad column."""
-    for column, check in INPUT_COLUMNS.items():
-        if column not in records.columns:
-            raise MlflowException(f"Missing input column {column!r}; expected columns {list(INPUT_COLUMNS)}.",
+def validate_records(records: pd.DataFrame, encoder: InputEncoder) -> None:
+    """Raise MlflowException (HTTP 400 from the scoring server) naming the first bad column.
+
+    Empty values are allowed: the encoder renders them as training did.
+    """
+    missing = [name for name in encoder.fields if name not in records.columns]
+    if missing:
+        raise MlflowException(f"Missing input column(s) {missing}; expected columns {encoder.fields}.",
+                              error_code=INVALID_PARAMETER_VALUE)
+    for name in encoder.numeric_fields:
+        values = records[name]
+        if not (pd.api.types.is_numeric_dtype(values) or values.isna().all()):
+            raise MlflowException(f"Column {name!r} has type {values.dtype}, expected a number.",
                                   error_code=INVALID_PARAMETER_VALUE)
-        values = records[column]
-        if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise MlflowException(f"Column {column!r} is empty in row {row}; every record needs a value.",
+    for name in [*encoder.text_fields, *encoder.categorical_fields]:
+        values = records[name].dropna()
+        if not all(isinstance(value, str) for value in values):
+            raise MlflowException(f"Column {name!r} has type {records[name].dtype}, expected text.",
                                   error_code=INVALID_PARAMETER_VALUE)
-        if not check(values):
-            raise MlflowException(f"Column {column!r} has type {values.dtype}, expected "
-                                  f"{'a number' if column == 'amount' else 'text'}.", error_code=INVALID_PARAMETER_VALUE)
 
 
 class StudentModel(mlflow.pyfunc.PythonModel):
-    """Classifies invoice lines with an ONNX student; artifacts: onnx_model, tokenizer, student_config."""
+    """Classify raw records with an ONNX student; artifacts: onnx_model, tokenizer, student_config, inputs."""
 
     def load_context(self, context) -> None:
         import onnxruntime as ort
@@ -53,12 +56,12 @@ class StudentModel(mlflow.pyfunc.PythonModel):
         self.class_names = list(config["class_names"])
         self.max_length = int(config["max_length"])
         self.tokenizer = AutoTokenizer.from_pretrained(context.artifacts["tokenizer"])
+        self.encoder = InputEncoder.load(context.artifacts["inputs"])
         self.session = ort.InferenceSession(context.artifacts["onnx_model"], providers=["CPUExecutionProvider"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        validate_records(model_input)
-        texts = [format_invoice_line(description, vendor, float(amount)) for description, vendor, amount in
-                 zip(model_input["description"], model_input["vendor"], model_input["amount"])]
+        validate_records(model_input, self.encoder)
+        texts = self.encoder.render_frame(model_input)
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="np", return_token_type_ids=False)
         logits = self.session.run(None, {"input_ids": encoded["input_ids"].astype(np.int64),

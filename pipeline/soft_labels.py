@@ -4,7 +4,7 @@ Logits, not probabilities, so that the students can apply any temperature.
 Output: one Parquet file per task with columns example_id, split and logits
 (a list of float32, one per class in the dataset's label order).
 
-Usage: python -m pipeline.soft_labels [override ...]
+Usage: python -m pipeline.soft_labels --task NAME [override ...]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pipeline import paths
-from pipeline.config import run_stage, stage_config
+from pipeline.config import parse_stage_args, run_stage, stage_config
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
 from pipeline.metrics import classification_figures
 from pipeline.teacher_model import load_teacher
@@ -42,12 +42,12 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
 
 
 def write_soft_labels(cfg: DictConfig, out_file: Path) -> pd.DataFrame:
-    task = str(cfg.task.name)
-    dataset = load_task(paths.dataset_dir(task))
-    model, tokenizer = load_teacher(paths.TEACHER)
+    task_paths = paths.TaskPaths(str(cfg.task.name))
+    dataset = load_task(task_paths.splits)
+    model, tokenizer = load_teacher(task_paths.teacher)
     if model.config.num_labels != len(class_names(dataset)):
         raise ValueError(f"Teacher has {model.config.num_labels} classes, dataset {len(class_names(dataset))}: "
-                         "retrain the teacher (`dvc repro train_teacher`).")
+                         f"retrain the teacher (`dvc repro train_teacher@{cfg.task.name}`).")
 
     frames = []
     for split, rows in dataset.items():
@@ -79,9 +79,10 @@ def load_soft_labels(file: Path, split: str, example_ids: list[str]) -> np.ndarr
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = stage_config(argv)
+    args, overrides = parse_stage_args(argv, __doc__, "pipeline.soft_labels")
+    cfg = stage_config(overrides, task=args.task)
     torch.manual_seed(int(cfg.seed))
-    write_soft_labels(cfg, paths.soft_labels_file(str(cfg.task.name)))
+    write_soft_labels(cfg, paths.TaskPaths(args.task).soft_labels)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Hydra entry point for sweeps: distil every student, train the baselines and compare, in one job folder.
 
-Usage, from the repository root after `dvc repro soft_labels`:
+Usage, from the repository root after `dvc repro soft_labels` (the task is
+`sweep.task`, one key of `tasks`):
 
     python -m pipeline.sweep -m distill.temperature=1,2,4,8
-    python -m pipeline.sweep -m seed=1,2,3 distill=kd,logit_mse
+    python -m pipeline.sweep -m seed=1,2,3 distill=kd,logit_mse sweep.task=ticket_routing
 
 Each job composes conf/ with its overrides, as `dvc exp run -S` does, and
 runs in its own Hydra output folder (multirun/<date>/<time>/<job>/). There
@@ -25,16 +26,17 @@ from pathlib import Path
 import hydra
 import mlflow
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from pipeline import paths
-from pipeline.config import validate
+from pipeline.config import ConfigError, validate
 
 log = logging.getLogger(__name__)
 
 def link_inputs(root: Path, job_dir: Path, task: str) -> None:
-    """Link the repository's datasets, student tokenizer, soft labels and teacher into `job_dir`."""
-    sources = [paths.dataset_dir(task), paths.student_tokenizer_dir(task), paths.SOFT_LABELS, paths.TEACHER]
+    """Link the repository's dataset, soft labels and teacher of `task` into `job_dir`."""
+    task_paths = paths.TaskPaths(task)
+    sources = [task_paths.datasets, task_paths.soft_labels, task_paths.teacher]
     for relative in sources:
         source = root / relative
         if not source.exists():
@@ -42,7 +44,7 @@ def link_inputs(root: Path, job_dir: Path, task: str) -> None:
         target = job_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            target.symlink_to(source.resolve(), target_is_directory=True)
+            target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
 
 
 def run_job(cfg: DictConfig, root: Path, job_dir: Path) -> float:
@@ -51,8 +53,12 @@ def run_job(cfg: DictConfig, root: Path, job_dir: Path) -> float:
     from pipeline.compare import compare
     from pipeline.distill import distill
 
+    task = str(cfg.sweep.task)
+    if task not in cfg.tasks:
+        raise ConfigError(f"sweep.task={task!r} is not a key of tasks ({', '.join(cfg.tasks)}).")
+    with open_dict(cfg):
+        cfg.task = cfg.tasks[task]
     validate(cfg)
-    task = str(cfg.task.name)
     link_inputs(root, job_dir, task)
     if "MLFLOW_TRACKING_URI" not in os.environ:
         mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")

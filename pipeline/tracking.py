@@ -17,9 +17,12 @@ RUN_INFO_FILE = "mlflow_run.json"
 
 
 def start_run(cfg: DictConfig, run_name: str, stage: str, params: dict | None = None):
-    """Start an MLflow run in the configured experiment, tagged with task and stage."""
+    """Start an MLflow run in the configured experiment, tagged with stage, seed and (for task stages) task."""
     mlflow.set_experiment(str(cfg.mlflow.experiment_name))
-    run = mlflow.start_run(run_name=run_name, tags={"task": str(cfg.task.name), "stage": stage, "seed": str(cfg.seed)})
+    tags = {"stage": stage, "seed": str(cfg.seed)}
+    if "task" in cfg:
+        tags["task"] = str(cfg.task.name)
+    run = mlflow.start_run(run_name=run_name, tags=tags)
     if params:
         mlflow.log_params(_flatten(params))
     log.info("MLflow run %s (%s) in experiment %r at %s", run.info.run_id, run_name,

@@ -3,7 +3,7 @@
 The teacher trains on the train split's labels only, the same label budget as
 the students. The transfer pool reaches the students through its soft labels.
 
-Usage: python -m pipeline.train_teacher [override ...]
+Usage: python -m pipeline.train_teacher --task NAME [override ...]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from pipeline import paths
-from pipeline.config import run_stage, stage_config
+from pipeline.config import parse_stage_args, run_stage, stage_config
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
 from pipeline.teacher_model import build_teacher
 from pipeline.tracking import save_run_info, section, start_run
@@ -66,9 +66,10 @@ class TeacherModule(L.LightningModule):
 def train_teacher(cfg: DictConfig) -> dict:
     L.seed_everything(int(cfg.seed), workers=True)
     task = str(cfg.task.name)
-    dataset = load_task(paths.dataset_dir(task))
+    task_paths = paths.TaskPaths(task)
+    dataset = load_task(task_paths.splits)
     names = class_names(dataset)
-    model, tokenizer = build_teacher(cfg, len(names), dict(enumerate(names)), paths.student_tokenizer_dir(task))
+    model, tokenizer = build_teacher(cfg, len(names), dict(enumerate(names)), task_paths.tokenizer)
 
     collate = TokenizingCollator(tokenizer, int(cfg.task.max_length))
     train = make_loader(TextRows(dataset["train"]["text"], dataset["train"]["label"]), collate,
@@ -78,14 +79,14 @@ def train_teacher(cfg: DictConfig) -> dict:
     module = TeacherModule(model, len(names), float(cfg.teacher.learning_rate),
                            float(cfg.teacher.weight_decay), float(cfg.teacher.warmup_ratio))
 
-    run = start_run(cfg, "teacher", "train_teacher", section(cfg, "seed", "teacher", "task"))
+    run = start_run(cfg, f"{task}/teacher", "train_teacher", section(cfg, "seed", "teacher", "task"))
     try:
         started = time.perf_counter()
         trainer = make_trainer(int(cfg.teacher.epochs))
         trainer.fit(module, train, validation)
         seconds = time.perf_counter() - started
 
-        out_dir = paths.TEACHER
+        out_dir = task_paths.teacher
         staging = out_dir.with_name(out_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         model.save_pretrained(str(staging))
@@ -101,7 +102,7 @@ def train_teacher(cfg: DictConfig) -> dict:
     finally:
         mlflow.end_run()
 
-    report = paths.REPORTS / "teacher.json"
+    report = task_paths.reports / "teacher.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(figures, indent=2) + "\n")
     log.info("Teacher trained in %.0f s: %s", seconds, figures)
@@ -109,8 +110,8 @@ def train_teacher(cfg: DictConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = stage_config(argv)
-    train_teacher(cfg)
+    args, overrides = parse_stage_args(argv, __doc__, "pipeline.train_teacher")
+    train_teacher(stage_config(overrides, task=args.task))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Print reports/compare.json and reports/cascade.json as Markdown tables for docs/results.md.
+"""Print each task's compare.json and cascade.json as Markdown tables for docs/results.md.
 
 Usage: python scripts/results_table.py [reports_dir]
+
+Every folder of reports_dir (default reports/) with a compare.json is one task.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ def cell(figures: dict, key: str, template: str) -> str:
     return template.format(value)
 
 
-def main() -> None:
-    reports = Path(sys.argv[1] if len(sys.argv) > 1 else "reports")
+def print_task(reports: Path) -> None:
     metrics = json.loads((reports / "compare.json").read_text())
+    print(f"\n### {reports.name}\n")
     print("| model | " + " | ".join(title for _, title, _ in COLUMNS) + " |")
     print("| --- " * (len(COLUMNS) + 1) + "|")
     for model, figures in metrics.items():
@@ -40,6 +42,15 @@ def main() -> None:
         for row in cascade["thresholds"]:
             print(f"| {row['threshold']:g} | {row['macro_f1']:.3f} | {row['accuracy']:.3f} | "
                   f"{row['deferral_share']:.1%} | {row['mean_latency_ms']:.3f} |")
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "reports")
+    tasks = sorted(file.parent for file in root.glob("*/compare.json"))
+    if not tasks:
+        sys.exit(f"No <task>/compare.json under {root}: run `dvc repro` first.")
+    for reports in tasks:
+        print_task(reports)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pipeline.compose_params import compose_config
 
@@ -20,10 +20,17 @@ def default_config() -> DictConfig:
 
 @pytest.fixture()
 def small_config(tmp_path: Path) -> DictConfig:
-    """The smoke experiment with a SQLite file under tmp_path."""
+    """The smoke experiment with a SQLite file under tmp_path, with the gl_account task as `task`."""
     cfg = compose_config(["experiment=smoke"])
     OmegaConf.update(cfg, "source.url", f"sqlite:///{tmp_path / 'erp.sqlite'}")
     OmegaConf.update(cfg, "source.n_invoices", 300)
+    return select_task(cfg, "gl_account")
+
+
+def select_task(cfg: DictConfig, task: str) -> DictConfig:
+    """Make `tasks.<task>` available as `cfg.task`, as a stage run with --task does."""
+    with open_dict(cfg):
+        cfg.task = cfg.tasks[task]
     return cfg
 
 

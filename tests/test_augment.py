@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import select_task
 from pipeline.augment import (MASK, augment_text, augment_texts, load_augmented, word_kind, words_by_kind,
                               write_augmented)
 
@@ -80,6 +81,7 @@ def test_load_augmented_missing(tmp_path):
 
 
 def test_augment_off_writes_empty_file(tmp_path, default_config):
+    select_task(default_config, "gl_account")
     file = tmp_path / "augmented" / "gl_account.parquet"
 
     write_augmented(default_config, file)

@@ -11,6 +11,7 @@ import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from omegaconf import OmegaConf
 
+from conftest import select_task
 from pipeline import paths
 from pipeline.baselines import evaluate_baseline, train_baseline
 from pipeline.compose_params import compose_config
@@ -20,6 +21,7 @@ from pipeline.tokenization import train_student_tokenizer
 FIGURES = ["test/accuracy", "test/macro_f1", "size/params", "size/bytes", "latency/b1_p50_ms",
            "latency/b1_p95_ms", "latency/tokenize_p50_ms", "throughput/b64_per_s"]
 WORDS = {"toner": 0, "freight": 1, "legal": 2}
+TASK = paths.TaskPaths("gl_account")
 
 
 def _split(count: int, offset: int) -> dict:
@@ -39,11 +41,10 @@ def tiny_task(in_tmp_dir):
     splits = {"train": _split(30, 0), "transfer": _split(30, 100), "validation": _split(12, 200),
               "test": _split(12, 300)}
     dataset = DatasetDict({name: Dataset.from_dict(rows, features=features) for name, rows in splits.items()})
-    dataset.save_to_disk(str(paths.dataset_dir("gl_account")))
-    train_student_tokenizer(splits["train"]["text"] + splits["transfer"]["text"], 60,
-                            paths.student_tokenizer_dir("gl_account"))
+    dataset.save_to_disk(str(TASK.splits))
+    train_student_tokenizer(splits["train"]["text"] + splits["transfer"]["text"], 60, TASK.tokenizer)
 
-    cfg = compose_config(["experiment=smoke"])
+    cfg = select_task(compose_config(["experiment=smoke"]), "gl_account")
     OmegaConf.update(cfg, "students.bilstm.epochs", 2)
     OmegaConf.update(cfg, "compare.latency_examples", 5)
     OmegaConf.update(cfg, "compare.warmup", 2)
@@ -60,7 +61,7 @@ def _finite(value) -> bool:
 def test_tfidf_baseline_roundtrip(tiny_task):
     cfg, test = tiny_task
     train_baseline(cfg, "tfidf_logreg")
-    folder = paths.baseline_dir("tfidf_logreg")
+    folder = TASK.baseline("tfidf_logreg")
 
     predictions, figures = evaluate_baseline(folder, test["text"], np.array(test["label"]), cfg)
 
@@ -75,7 +76,7 @@ def test_tfidf_baseline_roundtrip(tiny_task):
 def test_no_distill_baseline_roundtrip(tiny_task):
     cfg, test = tiny_task
     train_baseline(cfg, "bilstm_no_distill")
-    folder = paths.baseline_dir("bilstm_no_distill")
+    folder = TASK.baseline("bilstm_no_distill")
 
     predictions, figures = evaluate_baseline(folder, test["text"], np.array(test["label"]), cfg)
 
@@ -88,11 +89,11 @@ def test_no_distill_baseline_roundtrip(tiny_task):
 def test_baseline_run_tagged(tiny_task):
     cfg, _ = tiny_task
     train_baseline(cfg, "tfidf_logreg")
-    run_id = json.loads((paths.baseline_dir("tfidf_logreg") / "mlflow_run.json").read_text())["run_id"]
+    run_id = json.loads((TASK.baseline("tfidf_logreg") / "mlflow_run.json").read_text())["run_id"]
 
     run = mlflow.get_run(run_id)
 
-    assert run.info.run_name == "baseline/tfidf_logreg"
+    assert run.info.run_name == "gl_account/baseline/tfidf_logreg"
     assert run.data.tags["method"] == "no_distill"
     assert run.data.tags["student"] == "tfidf_logreg"
     assert run.data.tags["task"] == "gl_account"

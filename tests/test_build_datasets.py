@@ -1,67 +1,235 @@
-"""Dataset building: splits by invoice, the label budget and the hidden transfer labels."""
+"""Dataset building: task files, split policies, the label budget, rare classes and leakage checks."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import pandas as pd
 import pytest
 from datasets import load_from_disk
+from omegaconf import OmegaConf
 
+from conftest import select_task
 from pipeline.build_datasets import NO_LABEL, SPLITS, build
 from pipeline.config import ConfigError
 from pipeline.extract import extract
-from pipeline.features import amount_bucket, format_invoice_line
+from pipeline.features import InputEncoder, format_number
+from pipeline.paths import TaskPaths
+from pipeline.splits import TRAIN_SIDE, apply_label_budget, assign_splits
+from pipeline.task_spec import parse_task
+
+SIMULATED_TASKS = ("gl_account", "late_payment", "invoice_block", "ticket_routing")
 
 
 @pytest.fixture()
-def built(small_config, tmp_path):
+def extracted(small_config, tmp_path):
     extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
-    card = build(small_config, tmp_path / "extracted", tmp_path / "datasets", tmp_path / "datasets.json")
-    return load_from_disk(str(tmp_path / "datasets" / "gl_account")), card
+    return tmp_path / "extracted"
 
 
-def test_no_invoice_crosses_splits(built):
-    dataset, _ = built
-    invoices = {split: set(dataset[split]["invoice_id"]) for split in SPLITS}
-
-    for first in SPLITS:
-        for second in SPLITS:
-            if first < second:
-                assert not invoices[first] & invoices[second], (first, second)
+def build_task(cfg, extracted, tmp_path, task: str):
+    cfg = select_task(cfg, task)
+    task_paths = TaskPaths(task, tmp_path)
+    card = build(cfg, extracted, task_paths, task_paths.reports / "datasets.json")
+    return load_from_disk(str(task_paths.splits)), card
 
 
-def test_transfer_labels_hidden(built):
-    dataset, _ = built
+def spec_from(**overrides):
+    """A task spec for the synthetic frames below; overrides replace its keys."""
+    raw = {"name": "synthetic", "entity": "records", "id": "record_id", "label": "label",
+           "text_fields": ["text"], "categorical_fields": [], "numeric_fields": [], "group_key": "group",
+           "time_key": "day", "leaks": [], "split": {"policy": "auto"}, "label_budget": 0.1}
+    raw.update(overrides)
+    return parse_task(OmegaConf.create(raw))
+
+
+def synthetic_frame(n_groups: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Groups of 1 to 4 records sharing a day; labels drawn from five classes."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group in range(n_groups):
+        day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 300)))
+        for member in range(int(rng.integers(1, 5))):
+            rows.append({"record_id": f"r{group:04d}-{member}", "group": f"g{group:04d}", "day": day,
+                         "text": f"item {member}", "label": f"c{int(rng.integers(0, 5))}"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("policy", ["time", "group", "stratified"])
+def test_no_group_crosses_splits(policy):
+    frame = synthetic_frame()
+    spec = spec_from(split={"policy": policy}, group_key=None if policy == "stratified" else "group")
+
+    split = apply_label_budget(assign_splits(frame, spec, seed=3).split, 0.1, seed=3)
+    holdout = split.isin(["validation", "test"])
+
+    if policy == "stratified":
+        assert split.index.is_unique
+    else:
+        sides = frame.assign(side=np.where(holdout, split, TRAIN_SIDE)).groupby("group")["side"].nunique()
+        assert sides.max() == 1, sides[sides > 1].index.tolist()[:3]
+    assert set(split) == {"train", "transfer", "validation", "test"}
+
+
+def test_time_split_tests_later_records():
+    frame = synthetic_frame()
+    spec = spec_from(split={"policy": "time"})
+
+    split = assign_splits(frame, spec, seed=0).split
+    days = {name: frame.loc[split == name, "day"] for name in (TRAIN_SIDE, "validation", "test")}
+
+    assert days[TRAIN_SIDE].max() < days["validation"].min()
+    assert days["validation"].max() < days["test"].min()
+
+
+def test_auto_policy_prefers_time_then_group():
+    assert spec_from().resolved_split_policy() == "time"
+    assert spec_from(time_key=None).resolved_split_policy() == "group"
+    assert spec_from(time_key=None, group_key=None).resolved_split_policy() == "stratified"
+
+
+@pytest.mark.parametrize("budget", [0.1, 0.37, 25, 101])
+def test_label_budget_exact(budget):
+    frame = synthetic_frame()
+    split = assign_splits(frame, spec_from(), seed=1).split
+    pool = int((split == TRAIN_SIDE).sum())
+
+    labeled = int((apply_label_budget(split, budget, seed=1) == "train").sum())
+
+    expected = round(pool * budget) if budget < 1 else budget
+    assert labeled == expected
+
+
+def test_label_budget_above_pool_rejected():
+    split = pd.Series(["train_side"] * 10 + ["test"] * 3)
+
+    with pytest.raises(ConfigError, match="nothing would be left for the transfer pool"):
+        apply_label_budget(split, 10, seed=0)
+
+
+@pytest.mark.parametrize("field", ["text_fields", "categorical_fields", "numeric_fields"])
+def test_leaking_column_refused(field):
+    fields = {"text_fields": [], "categorical_fields": [], "numeric_fields": []}
+    fields[field] = ["days_to_settle"]
+
+    with pytest.raises(ConfigError, match=r"days_to_settle.*task.leaks"):
+        spec_from(leaks=["days_to_settle"], **fields)
+
+
+def test_label_as_feature_refused():
+    with pytest.raises(ConfigError, match="they are the label"):
+        spec_from(categorical_fields=["label"])
+
+
+def test_time_policy_without_time_key_rejected():
+    with pytest.raises(ConfigError, match="needs task.time_key"):
+        spec_from(time_key=None, split={"policy": "time"})
+
+
+@pytest.mark.parametrize("task", SIMULATED_TASKS)
+def test_simulated_task_builds(small_config, extracted, tmp_path, task):
+    dataset, card = build_task(small_config, extracted, tmp_path, task)
 
     assert set(dataset["transfer"]["label"]) == {NO_LABEL}
-    assert NO_LABEL not in set(dataset["train"]["label"])
-
-
-def test_label_budget_share_of_invoices(built, small_config):
-    dataset, card = built
-    train = card["splits"]["train"]["invoices"]
-    pool = train + card["splits"]["transfer"]["invoices"]
-
-    assert train == round(pool * small_config.task.label_budget)
-    assert sum(card["splits"][split]["examples"] for split in SPLITS) == sum(len(dataset[s]) for s in SPLITS)
-
-
-def test_class_names_are_accounts(built):
-    dataset, card = built
-
+    assert NO_LABEL not in set(dataset["test"]["label"])
     assert dataset["train"].features["label"].names == sorted(card["classes"])
+    assert card["split_policy"] == "time"
+    assert card["splits"]["train"]["time_range"][1] < card["splits"]["test"]["time_range"][0]
+    counted = sum(card["splits"][split]["examples"] for split in SPLITS)
+    set_aside = sum(card["records_set_aside"].values())
+    assert counted + set_aside == card["records_read"]
+    report = json.loads((TaskPaths(task, tmp_path).reports / "datasets.json").read_text())
+    assert report["classes"] == len(card["classes"])
 
 
-def test_too_few_invoices_rejected(small_config, tmp_path):
+def test_gl_account_keeps_invoices_together(small_config, extracted, tmp_path):
+    dataset, _ = build_task(small_config, extracted, tmp_path, "gl_account")
+    holdout = {split: set(dataset[split]["group"]) for split in ("validation", "test")}
+    training = set(dataset["train"]["group"]) | set(dataset["transfer"]["group"])
+
+    assert not holdout["validation"] & holdout["test"]
+    assert not training & (holdout["validation"] | holdout["test"])
+
+
+def test_rare_classes_merged_into_other(small_config, extracted, tmp_path):
+    small_config.tasks.gl_account.rare_classes.min_count = 10_000
+    dataset, card = build_task(small_config, extracted, tmp_path, "gl_account")
+
+    assert dataset["train"].features["label"].names == ["other"]
+    assert card["rare_classes"]["rows"] == sum(card["splits"][split]["examples"] for split in SPLITS)
+
+
+def test_rare_classes_dropped_and_counted(small_config, extracted, tmp_path):
+    small_config.tasks.ticket_routing.rare_classes.min_count = 4
+    small_config.tasks.ticket_routing.rare_classes.action = "drop"
+    _, card = build_task(small_config, extracted, tmp_path, "ticket_routing")
+
+    kept = sum(card["splits"][split]["examples"] for split in SPLITS)
+    assert card["rare_classes"]["classes"]
+    assert kept + card["rare_classes"]["rows"] == card["records_read"]
+    assert not set(card["rare_classes"]["classes"]) & set(card["classes"])
+
+
+def test_unlabeled_records_counted(small_config, extracted, tmp_path):
+    _, card = build_task(small_config, extracted, tmp_path, "late_payment")
+    payments = pd.read_parquet(extracted / "payments.parquet")
+
+    assert card["records_set_aside"]["no_label"] == int(payments["paid_date"].isna().sum())
+
+
+def test_label_unseen_in_train_reported(small_config, extracted, tmp_path):
+    small_config.tasks.ticket_routing.label_budget = 3
+    small_config.tasks.ticket_routing.rare_classes.action = "keep"
+    _, card = build_task(small_config, extracted, tmp_path, "ticket_routing")
+
+    unseen = set(card["classes_not_in_train"]["test"])
+    trained = {name for name, count in card["splits"]["train"]["class_counts"].items() if count}
+    assert unseen
+    assert not unseen & trained
+
+
+def test_one_to_many_join_rejected(small_config, extracted, tmp_path):
+    small_config.tasks.late_payment.joins.append({"table": "invoice_lines", "key": "invoice_id",
+                                                  "columns": ["description"]})
+
+    with pytest.raises(ConfigError, match="matches several rows per invoices record"):
+        build_task(small_config, extracted, tmp_path, "late_payment")
+
+
+def test_unknown_column_named(small_config, extracted, tmp_path):
+    small_config.tasks.ticket_routing.text_fields = ["title", "subject"]
+
+    with pytest.raises(ConfigError, match=r"\['subject'\]"):
+        build_task(small_config, extracted, tmp_path, "ticket_routing")
+
+
+def test_too_few_records_rejected(small_config, tmp_path):
     small_config.source.n_invoices = 3
     extract(small_config, tmp_path / "extracted", tmp_path / "extract.json")
 
     with pytest.raises(ConfigError, match="too few"):
-        build(small_config, tmp_path / "extracted", tmp_path / "datasets", tmp_path / "datasets.json")
+        build_task(small_config, tmp_path / "extracted", tmp_path, "gl_account")
+    assert not TaskPaths("gl_account", tmp_path).datasets.exists()
 
 
-def test_amount_buckets():
-    assert amount_bucket(5) == "amount under 10"
-    assert amount_bucket(999.99) == "amount 500 to 1000"
-    assert amount_bucket(1000) == "amount 1000 to 5000"
-    assert amount_bucket(-250) == "credit amount 100 to 500"
-    assert amount_bucket(float("nan")) == "amount unknown"
-    assert format_invoice_line("toner", "Acme GmbH", 20) == "toner | vendor Acme GmbH | amount 10 to 100"
+def test_input_encoder_renders_each_role():
+    frame = pd.DataFrame({"note": ["toner", None], "vendor": ["Acme", None], "amount": [5.0, np.nan]})
+    encoder = InputEncoder.fit(pd.DataFrame({"amount": [1.0, 10, 100, 1000]}).assign(note="", vendor=""),
+                               ["note"], ["vendor"], ["amount"], n_bins=2)
+
+    assert encoder.render_frame(frame) == ["toner | vendor Acme | amount under 55",
+                                           "vendor unknown | amount unknown"]
+
+
+def test_format_number_two_digits():
+    assert [format_number(value) for value in (20245, 0.764, 3.0, -1234.5, 0)] == \
+        ["20,000", "0.76", "3", "-1,200", "0"]
+
+
+def test_dropping_every_class_rejected(small_config, extracted, tmp_path):
+    small_config.tasks.ticket_routing.rare_classes.min_count = 10_000
+    small_config.tasks.ticket_routing.rare_classes.action = "drop"
+
+    with pytest.raises(ConfigError, match="no record left"):
+        build_task(small_config, extracted, tmp_path, "ticket_routing")

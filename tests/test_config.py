@@ -142,3 +142,30 @@ def test_unknown_group_file_rejected():
 def test_experiment_by_hand_rejected():
     with pytest.raises(ConfigError, match="compose_params experiment=smoke"):
         load_params(["experiment=smoke"], REPO_ROOT / "params.yaml")
+
+
+def test_default_tasks_are_four():
+    assert list(compose_config([]).tasks) == ["gl_account", "late_payment", "invoice_block", "ticket_routing"]
+
+
+def test_unknown_task_stage_rejected():
+    from pipeline.config import stage_config
+
+    with pytest.raises(ConfigError, match=r"--task 'gl_acount' is not a key of tasks \(gl_account, "):
+        stage_config([], task="gl_acount")
+
+
+def test_task_name_must_match_key():
+    cfg = compose_config([])
+    cfg.tasks.late_payment.name = "late"
+
+    with pytest.raises(ConfigError, match="tasks.late_payment.name='late' differs from its key"):
+        validate(cfg)
+
+
+def test_leaking_feature_stops_stage():
+    cfg = compose_config([])
+    cfg.tasks.late_payment.numeric_fields.append("days_late")
+
+    with pytest.raises(ConfigError, match="days_late"):
+        validate(cfg)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from datasets import Dataset, DatasetDict
 
+from conftest import select_task
 from pipeline.config import ConfigError
 from pipeline.distill import _rows, soft_labels_files
 
@@ -30,6 +31,7 @@ def test_teachers_logits_averaged(tmp_path):
 
 
 def test_missing_extra_teacher_rejected(default_config, tmp_path):
+    select_task(default_config, "gl_account")
     default_config.distill.extra_teachers = [str(tmp_path / "absent.parquet")]
 
     with pytest.raises(ConfigError, match="absent.parquet"):

@@ -72,14 +72,14 @@ def test_export_fails_on_disagreement(small_config, in_tmp_dir, tokenizer):
 
     features = Features({"text": Value("string"), "label": ClassLabel(names=list("abcde"))})
     DatasetDict({"test": Dataset.from_dict({"text": TEXTS, "label": [0] * len(TEXTS)}, features=features)}
-                ).save_to_disk(str(paths.dataset_dir("gl_account")))
+                ).save_to_disk(str(paths.TaskPaths("gl_account").splits))
     model = build_student("bilstm", MODEL_KWARGS["bilstm"], len(tokenizer), 5, 32, tokenizer.pad_token_id)
     save_student(model.eval(), tokenizer, {"arch": "bilstm", "model": MODEL_KWARGS["bilstm"],
                                            "vocab_size": len(tokenizer), "num_labels": 5, "max_length": 32,
                                            "pad_token_id": tokenizer.pad_token_id, "class_names": list("abcde")},
-                 paths.student_dir("bilstm"))
+                 paths.TaskPaths("gl_account").student("bilstm"))
     small_config.export.fp32_max_abs_logit_diff = -1.0
 
     with pytest.raises(ExportError, match=r"bilstm onnx disagrees.*export.fp32_max_abs_logit_diff"):
         export_student(small_config, "bilstm")
-    assert not paths.onnx_dir("bilstm").exists()
+    assert not paths.TaskPaths("gl_account").onnx_student("bilstm").exists()

@@ -1,4 +1,8 @@
-"""The whole pipeline under `dvc exp run -S experiment=smoke`, in a temporary copy of the repository."""
+"""The whole pipeline under `dvc exp run -S experiment=smoke`, in a temporary copy of the repository.
+
+The smoke experiment runs every task of the default set, so each check below
+runs once per task.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COPIED = ["conf", "pipeline", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvc/config", ".dvcignore", ".gitignore"]
+TASKS = ["gl_account", "late_payment", "invoice_block", "ticket_routing"]
 MODELS = ["teacher", "transformer", "bilstm"]
 STUDENTS = ["transformer", "bilstm"]
 BASELINES = ["tfidf_logreg", "transformer_no_distill", "bilstm_no_distill"]
@@ -58,9 +63,14 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def test_dvc_metrics_complete_and_finite(smoke_repo):
+def _compare(repo: Path, task: str) -> dict:
+    return json.loads((repo / "reports" / task / "compare.json").read_text())
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_dvc_metrics_complete_and_finite(smoke_repo, task):
     repo, _, _, _ = smoke_repo
-    metrics = json.loads((repo / "reports" / "compare.json").read_text())
+    metrics = _compare(repo, task)
 
     for model in MODELS:
         expected = FIGURES + (STUDENT_FIGURES if model in STUDENTS else [])
@@ -68,18 +78,20 @@ def test_dvc_metrics_complete_and_finite(smoke_repo):
             assert _finite(metrics[model].get(figure)), f"{model} {figure} = {metrics[model].get(figure)}"
 
 
-def test_baselines_in_comparison(smoke_repo):
+@pytest.mark.parametrize("task", TASKS)
+def test_baselines_in_comparison(smoke_repo, task):
     repo, _, _, _ = smoke_repo
-    metrics = json.loads((repo / "reports" / "compare.json").read_text())
+    metrics = _compare(repo, task)
 
     for baseline in BASELINES:
         for figure in FIGURES + STUDENT_FIGURES:
             assert _finite(metrics[baseline].get(figure)), f"{baseline} {figure} = {metrics[baseline].get(figure)}"
 
 
-def test_onnx_exports_in_comparison(smoke_repo):
+@pytest.mark.parametrize("task", TASKS)
+def test_onnx_exports_in_comparison(smoke_repo, task):
     repo, _, _, _ = smoke_repo
-    metrics = json.loads((repo / "reports" / "compare.json").read_text())
+    metrics = _compare(repo, task)
 
     for student in STUDENTS:
         for runtime in ("onnx", "onnx_int8"):
@@ -89,15 +101,16 @@ def test_onnx_exports_in_comparison(smoke_repo):
         assert metrics[f"{student}@onnx_int8"]["size/bytes"] < metrics[f"{student}@onnx"]["size/bytes"]
 
 
-def test_champion_registered(smoke_repo):
+@pytest.mark.parametrize("task", TASKS)
+def test_champion_registered(smoke_repo, task):
     repo, _, _, _ = smoke_repo
-    report = json.loads((repo / "reports" / "registry.json").read_text())
+    report = json.loads((repo / "reports" / task / "registry.json").read_text())
 
-    assert report["registered_model"] == "gl_account-student"
-    assert report["model_uri"] == "models:/gl_account-student@champion"
+    assert report["registered_model"] == f"{task}-student"
+    assert report["model_uri"] == f"models:/{task}-student@champion"
     with sqlite3.connect(repo / "mlflow.db") as connection:
         aliases = connection.execute("SELECT name, alias, version FROM registered_model_aliases").fetchall()
-    assert ("gl_account-student", "champion", report["version"]) in aliases
+    assert (f"{task}-student", "champion", report["version"]) in aliases
 
 
 def test_dvc_metrics_show_lists_figures(smoke_repo):
@@ -108,9 +121,10 @@ def test_dvc_metrics_show_lists_figures(smoke_repo):
     assert "latency/b1_p50_ms" in shown
 
 
-def test_students_beat_majority_class(smoke_repo):
+@pytest.mark.parametrize("task", TASKS)
+def test_students_beat_majority_class(smoke_repo, task):
     repo, _, _, _ = smoke_repo
-    metrics = json.loads((repo / "reports" / "compare.json").read_text())
+    metrics = _compare(repo, task)
     majority = metrics["majority_class"]
 
     for student in STUDENTS:
@@ -118,7 +132,8 @@ def test_students_beat_majority_class(smoke_repo):
         assert metrics[student]["test/macro_f1"] > majority["test/macro_f1"], student
 
 
-def test_mlflow_runs_hold_figures(smoke_repo):
+@pytest.mark.parametrize("task", TASKS)
+def test_mlflow_runs_hold_figures(smoke_repo, task):
     repo, _, _, _ = smoke_repo
     database = repo / "mlflow.db"
     assert database.is_file(), "MLflow's default store (sqlite:///mlflow.db) was not written"
@@ -127,11 +142,12 @@ def test_mlflow_runs_hold_figures(smoke_repo):
         runs = dict(connection.execute(
             "SELECT r.name, r.run_uuid FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
             "WHERE e.name = 'erp-distill-smoke'").fetchall())
-        assert {"teacher", "student/transformer", "student/bilstm", "compare"} <= set(runs)
-        assert {f"baseline/{name}" for name in BASELINES} <= set(runs)
+        expected_runs = {f"{task}/{name}" for name in ("teacher", "student/transformer", "student/bilstm", "compare")}
+        assert expected_runs <= set(runs)
+        assert {f"{task}/baseline/{name}" for name in BASELINES} <= set(runs)
 
-        for model, run_name in [("teacher", "teacher"), ("transformer", "student/transformer"),
-                                ("bilstm", "student/bilstm")]:
+        for model, run_name in [("teacher", f"{task}/teacher"), ("transformer", f"{task}/student/transformer"),
+                                ("bilstm", f"{task}/student/bilstm")]:
             values = dict(connection.execute("SELECT key, value FROM latest_metrics WHERE run_uuid = ?",
                                              (runs[run_name],)).fetchall())
             expected = FIGURES + (STUDENT_FIGURES if model in STUDENTS else [])
@@ -152,8 +168,19 @@ def test_temperature_change_reruns_students_only(smoke_repo):
     result = _run([*dvc, "exp", "run", "-S", "experiment=smoke", "-S", "distill.temperature=4"], repo, env)
     output = result.stdout + result.stderr
 
-    for stage in ["extract", "build_datasets", "train_teacher", "soft_labels"]:
-        assert f"Running stage '{stage}'" not in output, stage
-    for stage in ["distill@transformer", "distill@bilstm", "export@transformer", "export@bilstm", "compare",
-                  "register"]:
-        assert f"Running stage '{stage}'" in output, stage
+    assert "Running stage 'extract'" not in output
+    for task in TASKS:
+        for stage in ["build_datasets", "train_teacher", "soft_labels"]:
+            assert f"Running stage '{stage}@{task}'" not in output, f"{stage}@{task}"
+        for stage in [f"distill@{task}-transformer", f"distill@{task}-bilstm", f"export@{task}-transformer",
+                      f"export@{task}-bilstm", f"compare@{task}", f"register@{task}"]:
+            assert f"Running stage '{stage}'" in output, stage
+
+
+def test_dataset_cards_in_repo(smoke_repo):
+    repo, _, _, _ = smoke_repo
+
+    for task in TASKS:
+        card = json.loads((repo / "data" / "datasets" / task / "card.json").read_text())
+        assert card["task"] == task
+        assert card["split_policy"] == "time"

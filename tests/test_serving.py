@@ -17,9 +17,11 @@ import pytest
 import torch
 from mlflow.exceptions import MlflowException
 
+from conftest import select_task
 from pipeline import paths
 from pipeline.export import INT8_FILE, export_fp32, quantize_int8
 from pipeline.register import choose_champion, register_student
+from pipeline.features import InputEncoder
 from pipeline.serving import validate_records
 from pipeline.students import build_student, save_student
 from pipeline.tokenization import train_student_tokenizer
@@ -28,6 +30,8 @@ CLASSES = ["610100", "641000", "651000"]
 TEXTS = ["toner cartridge | vendor Acme Office GmbH | amount 10 to 100",
          "freight charges | vendor Nordlog Logistics BV | amount 100 to 500",
          "legal advice | vendor Lexa Legal Ltd | amount over 10000"] * 10
+ENCODER = InputEncoder(["description"], ["vendor"], ["amount"], {"amount": [10.0, 100.0, 500.0, 10000.0]})
+TASK = paths.TaskPaths("gl_account")
 RECORDS = {"dataframe_split": {"columns": ["description", "vendor", "amount"],
                                "data": [["toner cartridge", "Acme Office GmbH", 45.5],
                                         ["legal advice", "Lexa Legal Ltd", 12000.0]]}}
@@ -49,6 +53,16 @@ def _post(url: str, payload: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
+def _save_test_split(records: dict) -> None:
+    """Write the input encoder and a test split with raw columns, from which register takes its input example."""
+    from datasets import Dataset, DatasetDict
+
+    frame = pd.DataFrame(records["data"], columns=records["columns"])
+    TASK.datasets.mkdir(parents=True)
+    ENCODER.save(TASK.datasets)
+    DatasetDict({"test": Dataset.from_pandas(frame)}).save_to_disk(str(TASK.splits))
+
+
 @pytest.fixture(scope="module")
 def served_model(tmp_path_factory):
     """Train nothing: a random student, exported and registered, then served on a loopback port."""
@@ -67,11 +81,13 @@ def served_model(tmp_path_factory):
         save_student(model, tokenizer, {"arch": "bilstm", "model": kwargs, "vocab_size": len(tokenizer),
                                         "num_labels": len(CLASSES), "max_length": 32,
                                         "pad_token_id": tokenizer.pad_token_id, "class_names": CLASSES},
-                     paths.student_dir("bilstm"))
-        paths.onnx_dir("bilstm").mkdir(parents=True)
+                     TASK.student("bilstm"))
+        TASK.onnx_student("bilstm").mkdir(parents=True)
         export_fp32(model, 32, root / "model.onnx")
-        quantize_int8(root / "model.onnx", paths.onnx_dir("bilstm") / INT8_FILE)
-        report = register_student(compose_config(["experiment=smoke"]), "bilstm", "onnx_int8")
+        quantize_int8(root / "model.onnx", TASK.onnx_student("bilstm") / INT8_FILE)
+        _save_test_split(RECORDS["dataframe_split"])
+        report = register_student(select_task(compose_config(["experiment=smoke"]), "gl_account"), "bilstm",
+                                  "onnx_int8")
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         os.chdir(previous)
@@ -143,11 +159,20 @@ def test_mistyped_amount_gets_400(served_model):
     assert "amount" in json.dumps(body)
 
 
-def test_validation_names_empty_value():
-    records = pd.DataFrame({"description": ["toner", None], "vendor": ["Acme", "Acme"], "amount": [1.0, 2.0]})
+def test_validation_names_mistyped_text():
+    records = pd.DataFrame({"description": ["toner", 12], "vendor": ["Acme", "Acme"], "amount": [1.0, 2.0]})
 
-    with pytest.raises(MlflowException, match="'description' is empty in row 1"):
-        validate_records(records)
+    with pytest.raises(MlflowException, match="'description' has type object, expected text"):
+        validate_records(records, ENCODER)
+
+
+def test_empty_values_rendered_as_in_training():
+    records = pd.DataFrame({"description": ["toner", None], "vendor": ["Acme", None], "amount": [45.5, None]})
+
+    validate_records(records, ENCODER)
+
+    assert ENCODER.render_frame(records) == ["toner | vendor Acme | amount 10 to 100",
+                                             "vendor unknown | amount unknown"]
 
 
 def test_champion_needs_retention():

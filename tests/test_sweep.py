@@ -8,13 +8,22 @@ import pytest
 
 from pipeline.sweep import link_inputs, run_job
 
-INPUTS = ["data/datasets/gl_account", "data/datasets/gl_account_tokenizer", "data/soft_labels", "models/teacher"]
+INPUTS = ["data/datasets/gl_account", "data/soft_labels/gl_account.parquet", "models/gl_account/teacher"]
+
+
+def make_inputs(root: Path) -> None:
+    for relative in INPUTS:
+        path = root / relative
+        if path.suffix:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        else:
+            path.mkdir(parents=True)
 
 
 def test_inputs_linked(tmp_path):
     root, job = tmp_path / "repo", tmp_path / "job"
-    for relative in INPUTS:
-        (root / relative).mkdir(parents=True)
+    make_inputs(root)
     job.mkdir()
 
     link_inputs(root, job, "gl_account")
@@ -22,8 +31,8 @@ def test_inputs_linked(tmp_path):
     for relative in INPUTS:
         assert (job / relative).is_symlink(), relative
         assert (job / relative).resolve() == (root / relative).resolve()
-    # models/students is created by the job itself, so it never writes into the repository's models/.
-    assert not (job / "models").is_symlink()
+    # models/<task>/students is created by the job itself, so it never writes into the repository's models/.
+    assert not (job / "models" / "gl_account").is_symlink()
 
 
 def test_missing_input_rejected(tmp_path):
@@ -37,8 +46,7 @@ def test_job_restores_working_directory(tmp_path, default_config, monkeypatch):
     import pipeline.distill
 
     root, job = tmp_path / "repo", tmp_path / "job"
-    for relative in INPUTS:
-        (root / relative).mkdir(parents=True)
+    make_inputs(root)
     job.mkdir()
     monkeypatch.chdir(root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
