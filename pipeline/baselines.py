@@ -6,10 +6,12 @@ Two kinds, chosen by `baselines.<name>.kind`:
   trained with cross-entropy on the labeled split only, never seeing the
   teacher or the transfer pool;
 - `tfidf_logreg`: TF-IDF over word and character n-grams with logistic
-  regression (scikit-learn).
+  regression (scikit-learn);
+- `key_majority`: the most frequent label per value of one field of the
+  task (`baselines.<name>.key`, such as merchant_name), a lookup table.
 
-Each lands in models/baselines/<name>/ with the id of its MLflow run
-`baseline/<name>`; the compare stage evaluates it through `evaluate_baseline`.
+Each lands in models/<task>/baselines/<name>/ with the id of its MLflow run
+`<task>/baseline/<name>`; the compare stage evaluates it through `evaluate_baseline`.
 
 Usage: python -m pipeline.baselines --task NAME --baseline NAME [override ...]
 """
@@ -35,13 +37,14 @@ from threadpoolctl import threadpool_limits
 from pipeline import paths
 from pipeline.config import ConfigError, parse_stage_args, run_stage, stage_config, to_container
 from pipeline.data import TextRows, class_names, load_task
+from pipeline.key_majority import TABLE_FILE as KEY_MAJORITY_FILE
+from pipeline.key_majority import fit_key_majority, key_majority_figures, predict_key_majority, save_key_majority
 from pipeline.metrics import classification_figures
 from pipeline.students import CONFIG_FILE as STUDENT_CONFIG_FILE
 from pipeline.tracking import save_run_info, section, start_run
 
 log = logging.getLogger(__name__)
 
-BASELINE_KINDS = ("no_distill", "tfidf_logreg")
 SKLEARN_FILE = "model.joblib"
 SKLEARN_CONFIG_FILE = "baseline_config.json"
 
@@ -58,6 +61,8 @@ def train_baseline(cfg: DictConfig, name: str) -> dict:
 
     if baseline_cfg.kind == "no_distill":
         figures = train_without_distillation(cfg, name, baseline_cfg, dataset)
+    elif baseline_cfg.kind == "key_majority":
+        figures = train_key_majority(cfg, name, baseline_cfg, dataset)
     else:
         figures = train_tfidf_logreg(cfg, name, baseline_cfg, dataset)
 
@@ -82,6 +87,38 @@ def train_without_distillation(cfg: DictConfig, name: str, baseline_cfg: DictCon
     mlflow.set_tags({"student": str(student_cfg.arch), "method": "no_distill"})
     return fit_student(cfg, name, student_cfg, train_rows, validation_rows, class_names(dataset), NO_DISTILLATION,
                        run, paths.TaskPaths(str(cfg.task.name)).baseline(name))
+
+
+def train_key_majority(cfg: DictConfig, name: str, baseline_cfg: DictConfig, dataset) -> dict:
+    """Count the labels per key value in the labeled split and save the lookup table."""
+    key = str(baseline_cfg.key)
+    if key not in dataset["train"].column_names:
+        fields = [column for column in dataset["train"].column_names if column not in ("text", "label")]
+        raise ConfigError(f"baselines.{name}.key={key!r} is not a field of task {cfg.task.name!r} ({fields}); "
+                          "set it to one of them or remove the baseline.")
+    names = class_names(dataset)
+    model = fit_key_majority(list(dataset["train"][key]), list(dataset["train"]["label"]))
+    log.info("Baseline %s: most frequent label of %d %s values", name, len(model["table"]), key)
+
+    run = start_run(cfg, f"{cfg.task.name}/baseline/{name}", "baseline", section(cfg, "seed", "task") |
+                    {"baseline": to_container(baseline_cfg)})
+    mlflow.set_tags({"student": "key_majority", "method": "no_distill"})
+    try:
+        validation = classification_figures(np.array(dataset["validation"]["label"]),
+                                            predict_key_majority(model, list(dataset["validation"][key])))
+        figures = {"val/best_macro_f1": validation["macro_f1"], "val/accuracy": validation["accuracy"]}
+        mlflow.log_metrics(figures)
+        out_dir = paths.TaskPaths(str(cfg.task.name)).baseline(name)
+        staging = out_dir.with_name(out_dir.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        save_key_majority(model, key, names, staging)
+        save_run_info(staging, run)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        staging.rename(out_dir)
+    finally:
+        mlflow.end_run()
+    return figures
 
 
 def build_tfidf_logreg(baseline_cfg: DictConfig, seed: int) -> Pipeline:
@@ -135,9 +172,12 @@ def train_tfidf_logreg(cfg: DictConfig, name: str, baseline_cfg: DictConfig, dat
     return figures
 
 
-def evaluate_baseline(folder: Path, texts: list[str], labels: np.ndarray,
-                      cfg: DictConfig) -> tuple[np.ndarray, dict[str, float]]:
-    """Return test predictions and the comparison figures of the baseline saved in `folder`."""
+def evaluate_baseline(folder: Path, texts: list[str], labels: np.ndarray, cfg: DictConfig,
+                      records=None) -> tuple[np.ndarray, dict[str, float]]:
+    """Return test predictions and the comparison figures of the baseline saved in `folder`.
+
+    `records` (the test split with its raw fields) is needed by key_majority only.
+    """
     if (folder / STUDENT_CONFIG_FILE).is_file():
         from pipeline.compare import model_figures
         from pipeline.students import WEIGHTS_FILE, load_student
@@ -146,6 +186,12 @@ def evaluate_baseline(folder: Path, texts: list[str], labels: np.ndarray,
         return model_figures(student, student, tokenizer, folder / WEIGHTS_FILE, texts, labels, cfg, folder.name)
     if (folder / SKLEARN_FILE).is_file():
         return _sklearn_figures(folder, texts, labels, cfg)
+    if (folder / KEY_MAJORITY_FILE).is_file():
+        key = json.loads((folder / KEY_MAJORITY_FILE).read_text())["key"]
+        if records is None:
+            raise ValueError(f"Baseline {folder.name} looks up {key!r}, so it needs the test records.")
+        return key_majority_figures(folder, list(records[key]), labels, int(cfg.compare.latency_examples),
+                                    int(cfg.compare.warmup))
     raise FileNotFoundError(f"No baseline model in {folder}: run `dvc repro baseline@{folder.name}`.")
 
 

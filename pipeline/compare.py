@@ -146,7 +146,7 @@ def compare(cfg: DictConfig) -> pd.DataFrame:
         from pipeline.baselines import evaluate_baseline
 
         folder = task_paths.baseline(name)
-        predictions, figures = evaluate_baseline(folder, texts, labels, cfg)
+        predictions, figures = evaluate_baseline(folder, texts, labels, cfg, dataset["test"])
         comparison.add(name, "baseline", predictions, figures, load_run_id(folder))
 
     predictions, figures = majority_baseline(np.array(dataset["train"]["label"]), labels)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 STUDENT_ARCHS = ("transformer", "bilstm", "cnn", "ngram", "mlp")
 SOFT_LOSSES = ("kl", "logit_mse")
-BASELINE_KINDS = ("no_distill", "tfidf_logreg")
+BASELINE_KINDS = ("no_distill", "tfidf_logreg", "key_majority")
 
 
 class ConfigError(ValueError):
@@ -200,6 +200,9 @@ def _validate_baselines(cfg: DictConfig) -> None:
                 f"Unknown baseline kind baselines.{name}.kind={kind!r}. "
                 f"Choose one of {', '.join(BASELINE_KINDS)}, or pick a file under conf/baseline/."
             )
+        if kind == "key_majority" and not baseline.get("key"):
+            raise ConfigError(f"baselines.{name}.key is not set: name the field to look labels up by, "
+                              "e.g. merchant_name.")
         if kind == "no_distill" and baseline.get("student") not in cfg.students:
             raise ConfigError(
                 f"baselines.{name}.student={baseline.get('student')!r} is not a key of students "

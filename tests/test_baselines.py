@@ -16,6 +16,7 @@ from pipeline import paths
 from pipeline.baselines import evaluate_baseline, train_baseline
 from pipeline.compose_params import compose_config
 from pipeline.config import ConfigError, validate
+from pipeline.data import load_task
 from pipeline.tokenization import train_student_tokenizer
 
 FIGURES = ["test/accuracy", "test/macro_f1", "size/params", "size/bytes", "latency/b1_p50_ms",
@@ -159,3 +160,53 @@ def test_augment_probabilities_sum_invalid(default_config):
 
     with pytest.raises(ConfigError, match="exceeds 1"):
         validate(default_config)
+
+
+def test_key_majority_lookup_and_fallback():
+    from pipeline.key_majority import fit_key_majority, predict_key_majority
+
+    model = fit_key_majority(["shell", "shell", "shell", "tesco", "tesco"], [2, 2, 0, 1, 0])
+
+    assert model["table"] == {"shell": 2, "tesco": 0}
+    assert model["fallback"] == 0
+    assert predict_key_majority(model, ["shell", "tesco", "aldi"]).tolist() == [2, 0, 0]
+
+
+def test_key_majority_baseline_roundtrip(in_tmp_dir):
+    from pipeline.key_majority import TABLE_FILE
+
+    features = Features({"example_id": Value("string"), "text": Value("string"), "merchant": Value("string"),
+                         "label": ClassLabel(names=list(WORDS))})
+    rows = {"example_id": ["1", "2", "3", "4"], "text": ["a", "b", "c", "d"], "merchant": ["m1", "m1", "m2", "m3"],
+            "label": [1, 1, 2, 0]}
+    DatasetDict({split: Dataset.from_dict(rows, features=features)
+                 for split in ("train", "transfer", "validation", "test")}).save_to_disk(str(TASK.splits))
+    cfg = select_task(compose_config(["experiment=smoke"]), "gl_account")
+    OmegaConf.update(cfg, "baselines.merchant_majority", {"kind": "key_majority", "key": "merchant"}, force_add=True)
+    mlflow.set_tracking_uri(f"sqlite:///{in_tmp_dir / 'mlflow.db'}")
+    try:
+        train_baseline(cfg, "merchant_majority")
+    finally:
+        mlflow.set_tracking_uri(None)
+    folder = TASK.baseline("merchant_majority")
+    test = load_task(TASK.splits)["test"]
+
+    predictions, figures = evaluate_baseline(folder, test["text"], np.array(test["label"]), cfg, test)
+
+    assert (folder / TABLE_FILE).is_file()
+    assert predictions.tolist() == [1, 1, 2, 0]
+    assert figures["test/accuracy"] == 1.0
+    for figure in FIGURES:
+        assert _finite(figures.get(figure)), f"{figure} = {figures.get(figure)}"
+
+
+def test_key_majority_unknown_field_rejected(in_tmp_dir):
+    features = Features({"example_id": Value("string"), "text": Value("string"), "label": ClassLabel(names=["a"])})
+    rows = {"example_id": ["1"], "text": ["a"], "label": [0]}
+    DatasetDict({split: Dataset.from_dict(rows, features=features)
+                 for split in ("train", "transfer", "validation", "test")}).save_to_disk(str(TASK.splits))
+    cfg = select_task(compose_config(["experiment=smoke"]), "gl_account")
+    OmegaConf.update(cfg, "baselines.merchant_majority", {"kind": "key_majority", "key": "merchant"}, force_add=True)
+
+    with pytest.raises(ConfigError, match="key='merchant' is not a field of task 'gl_account'"):
+        train_baseline(cfg, "merchant_majority")

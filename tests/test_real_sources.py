@@ -1,22 +1,27 @@
-"""The three public data sets through extract, each on the first lines of its files.
+"""The three public data sets through extract and build_datasets, each on the first lines of its files.
 
 Each test copies the first HEAD_LINES lines of every file into tmp_path and
-runs extract with the data set's config from conf/source/, so a run takes
-about a second. The data lies outside the repository, in ../shared/data/real;
+runs extract with the data set's config from conf/source/ (and build_datasets
+with its task from conf/task/), so a run takes about a second. The data lies outside the repository, in ../shared/data/real;
 without it these tests are skipped.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from datasets import load_from_disk
 from omegaconf import DictConfig
 
+from conftest import select_task
+from pipeline.build_datasets import SPLITS, build
 from pipeline.compose_params import compose_config
 from pipeline.extract import extract
+from pipeline.paths import TaskPaths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
@@ -153,3 +158,39 @@ def test_ibm_ar_late_payment_slice(tmp_path):
     assert example["days_to_settle"] == 36
     assert example["days_late"] == 6
     assert example["customer_id"].startswith("customer_id_")
+
+
+@pytest.mark.parametrize(("source", "task", "table", "label"), [
+    ("bham_pcard", "card_expense_account", "transactions", "account_desc"),
+    ("endava_tickets", "ticket_category", "tickets", "category"),
+    ("ibm_ar_late_payment", "ar_late_payment", "ar_invoices", None),
+])
+def test_real_slice_builds_dataset(tmp_path, source, task, table, label):
+    reports, _, _ = _extract(source, tmp_path)
+    cfg = select_task(compose_config([f"experiment={source}"]), task)
+    cfg.tasks[task].label_budget = 0.3
+    task_paths = TaskPaths(task, tmp_path)
+
+    card = build(cfg, tmp_path / "extracted", task_paths, task_paths.reports / "datasets.json")
+
+    extracted = _read(tmp_path, table)
+    counted = sum(card["splits"][split]["examples"] for split in SPLITS)
+    assert card["records_read"] == reports[table]["written"]
+    assert counted + sum(card["records_set_aside"].values()) == card["records_read"]
+    # Every labeled record is counted under its class (or under "other" after merging rare classes).
+    labeled = {split: sum(card["splits"][split]["class_counts"].values()) for split in ("train", "validation", "test")}
+    assert labeled == {split: card["splits"][split]["examples"] for split in labeled}
+    if label is not None:
+        expected = extracted[label].dropna().astype(str).value_counts()
+        merged = set(card["rare_classes"]["classes"])
+        for name, count in expected.items():
+            if name in merged:
+                continue
+            in_splits = sum(card["splits"][split]["class_counts"].get(name, 0) for split in ("train", "validation", "test"))
+            assert in_splits <= count, name
+        assert set(card["classes"]) - {"other"} <= set(expected.index)
+    dataset = load_from_disk(str(task_paths.splits))
+    for split in ("train", "validation", "test"):
+        names = dataset[split].features["label"].names
+        stored = Counter(names[index] for index in dataset[split]["label"])
+        assert stored == {name: count for name, count in card["splits"][split]["class_counts"].items() if count}
