@@ -251,10 +251,27 @@ def log_to_mlflow(cfg: DictConfig, reports: dict[str, dict], report_file: Path) 
         mlflow.log_artifact(str(report_file))
 
 
+def record_source(cfg: DictConfig, erp_dir: Path) -> None:
+    """Describe a database or file source in erp_dir, the stage output that holds the simulated database.
+
+    DVC requires every declared output to exist, and only the simulated source
+    writes a database there. The description names the source without credentials.
+    """
+    erp_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.source.kind == "simulated":
+        return
+    if cfg.source.kind == "database":
+        where = make_url(str(cfg.source.url)).render_as_string(hide_password=True)
+    else:
+        where = str(cfg.source.path)
+    (erp_dir / "source.json").write_text(json.dumps({"kind": str(cfg.source.kind), "source": where}, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = stage_config(argv)
     report_file = paths.REPORTS / "extract.json"
     reports = extract(cfg, paths.EXTRACTED, report_file)
+    record_source(cfg, paths.ERP_DIR)
     log_to_mlflow(cfg, reports, report_file)
 
 

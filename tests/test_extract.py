@@ -156,3 +156,16 @@ def test_report_logged_to_mlflow(small_config, tmp_path, monkeypatch):
     assert [run.info.run_name for run in runs] == ["extract"]
     assert runs[0].data.metrics["invoice_lines/read"] == reports["invoice_lines"]["read"]
     assert runs[0].data.params["source.url"] == small_config.source.url
+
+
+def test_record_source_hides_password(default_config, tmp_path):
+    from pipeline.extract import record_source
+
+    default_config.source.kind = "database"
+    default_config.source.url = "postgresql+psycopg://erp:s3cret@127.0.0.1:5432/erp"
+
+    record_source(default_config, tmp_path / "erp")
+
+    written = (tmp_path / "erp" / "source.json").read_text()
+    assert "s3cret" not in written
+    assert "127.0.0.1:5432/erp" in written
