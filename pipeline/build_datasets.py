@@ -23,6 +23,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from omegaconf import DictConfig
@@ -51,7 +52,7 @@ def _as_text(values: pd.Series) -> pd.Series:
 
 
 def drop_unlabeled(frame: pd.DataFrame, spec: TaskSpec) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Set aside records without a label or (under a time split) without a time; return the counts."""
+    """Set aside records without a label, a time (time split) or a group (group key); return the counts."""
     removed = {}
     missing_label = frame[spec.label].isna() | (frame[spec.label].astype(str).str.strip() == "")
     removed["no_label"] = int(missing_label.sum())
@@ -60,6 +61,10 @@ def drop_unlabeled(frame: pd.DataFrame, spec: TaskSpec) -> tuple[pd.DataFrame, d
         missing_time = frame[spec.time_key].isna() & keep
         removed["no_time"] = int(missing_time.sum())
         keep &= ~missing_time
+    if spec.group_key and spec.resolved_split_policy() != "stratified":
+        missing_group = frame[spec.group_key].isna() & keep
+        removed["no_group"] = int(missing_group.sum())
+        keep &= ~missing_group
     for reason, count in removed.items():
         if count:
             log.warning("Task %s: %d record(s) set aside (%s); the dataset card counts them.", spec.name, count, reason)
@@ -68,28 +73,59 @@ def drop_unlabeled(frame: pd.DataFrame, spec: TaskSpec) -> tuple[pd.DataFrame, d
     return frame[keep].reset_index(drop=True), removed
 
 
-def handle_rare_classes(frame: pd.DataFrame, spec: TaskSpec) -> dict:
-    """Merge or drop classes with too few labeled training records, in place; return what changed."""
+def refill_label_budget(frame: pd.DataFrame, labeled: int, seed: int) -> None:
+    """Move random transfer records to train until train has `labeled` records again, in place."""
+    missing = labeled - int((frame["split"] == "train").sum())
+    pool = frame.index[frame["split"] == "transfer"].to_numpy()
+    if missing > 0 and len(pool) > missing:
+        chosen = np.random.default_rng(seed + 2).choice(pool, size=missing, replace=False)
+        frame.loc[chosen, "split"] = "train"
+
+
+def handle_rare_classes(frame: pd.DataFrame, spec: TaskSpec, seed: int) -> tuple[pd.DataFrame, dict]:
+    """Merge or drop classes with too few labeled training records; return the new frame and what changed.
+
+    A drop keeps the label budget exact by moving random transfer records to train.
+    """
     rare = rare_classes(frame["label_name"], frame["split"], spec.rare_min_count)
     if not rare or spec.rare_action == "keep":
-        return {"min_count": spec.rare_min_count, "action": spec.rare_action, "classes": rare, "rows": 0}
+        return frame, {"min_count": spec.rare_min_count, "action": spec.rare_action, "classes": rare, "rows": 0}
     if spec.other_label in set(frame["label_name"]) - set(rare):
         raise ConfigError(
-            f"rare_classes.other_label={spec.other_label!r} is already a label of task {spec.name!r}; "
+            f"task.rare_classes.other_label={spec.other_label!r} is already a label of task {spec.name!r}; "
             "choose another name."
         )
     affected = frame["label_name"].isin(rare)
     rows_per_split = frame.loc[affected, "split"].value_counts().to_dict()
     if spec.rare_action == "merge":
+        frame = frame.copy()
         frame.loc[affected, "label_name"] = spec.other_label
     else:
-        frame.drop(index=frame.index[affected], inplace=True)
-        frame.reset_index(drop=True, inplace=True)
+        labeled = int((frame["split"] == "train").sum())
+        frame = frame[~affected].reset_index(drop=True)
+        refill_label_budget(frame, labeled, seed)
     log.info("Task %s: %s %d rare class(es) (%d rows): %s", spec.name, spec.rare_action + "d",
              len(rare), int(affected.sum()), rare)
-    return {"min_count": spec.rare_min_count, "action": spec.rare_action, "classes": rare,
-            "rows": int(affected.sum()), "rows_per_split": {k: int(v) for k, v in rows_per_split.items()},
-            "other_label": spec.other_label if spec.rare_action == "merge" else None}
+    return frame, {"min_count": spec.rare_min_count, "action": spec.rare_action, "classes": rare,
+                   "rows": int(affected.sum()), "rows_per_split": {k: int(v) for k, v in rows_per_split.items()},
+                   "other_label": spec.other_label if spec.rare_action == "merge" else None}
+
+
+def _time_overlap(frame: pd.DataFrame, spec: TaskSpec, policy: str) -> dict | None:
+    """Under a time split, check that train precedes validation and test; warn when groups spanning time break it."""
+    if policy != "time":
+        return None
+    times = pd.to_datetime(frame[spec.time_key])
+    training_side = frame["split"].isin(["train", "transfer"])
+    latest_training = times[training_side].max()
+    earliest_test = times[frame["split"] == "test"].min()
+    later = int((times[training_side] >= earliest_test).sum())
+    if later:
+        log.warning("Task %s: %d training-side records are dated on or after the first test record (%s), "
+                    "because groups of %s span time. Split without the group key for a strict time order.",
+                    spec.name, later, earliest_test.date(), spec.group_key)
+    return {"latest_training": str(latest_training.date()), "earliest_test": str(earliest_test.date()),
+            "training_records_not_before_test": later}
 
 
 def _feature_types(spec: TaskSpec, class_names: list[str]) -> Features:
@@ -176,18 +212,31 @@ def build(cfg: DictConfig, extracted: Path, task_paths: paths.TaskPaths, report_
 
     result = assign_splits(frame, spec, seed)
     frame["split"] = apply_label_budget(result.split, spec.label_budget, seed)
-    rare = handle_rare_classes(frame, spec)
+    frame, rare = handle_rare_classes(frame, spec, seed)
     empty = [split for split in SPLITS if not (frame["split"] == split).any()]
     if empty:
         raise ConfigError(
             f"Task {spec.name!r}: no record left in {empty} after dropping rare classes "
             f"{rare['classes']}. Lower rare_classes.min_count or use action: merge."
         )
+    train_classes = frame.loc[frame["split"] == "train", "label_name"].nunique()
+    if train_classes < 2:
+        raise ConfigError(
+            f"Task {spec.name!r}: the labeled training records hold {train_classes} class, so there is nothing "
+            f"to learn. Check the label column {spec.label!r}, raise task.label_budget (now {spec.label_budget:g}) "
+            f"or lower task.rare_classes.min_count (now {spec.rare_min_count})."
+        )
 
     training_side = frame[frame["split"].isin(["train", "transfer"])]
     encoder = InputEncoder.fit(training_side, spec.text_fields, spec.categorical_fields, spec.numeric_fields,
                                int(cfg.task.numeric_bins))
     frame["text"] = encoder.render_frame(frame)
+    if not frame.loc[frame["split"].isin(["train", "transfer"]), "text"].str.strip().any():
+        raise ConfigError(
+            f"Task {spec.name!r}: every training-side record renders to empty model text, because its fields "
+            f"{spec.feature_fields} are all empty there. Check the field lists and the joins."
+        )
+    overlap = _time_overlap(frame, spec, result.policy)
 
     # The transfer pool's labels are hidden, so they do not add classes.
     class_names = sorted(frame.loc[frame["split"] != "transfer", "label_name"].unique())
@@ -198,16 +247,22 @@ def build(cfg: DictConfig, extracted: Path, task_paths: paths.TaskPaths, report_
     card = make_card(frame, spec, cfg, class_names, result.policy, result.unit, removed, rare,
                      load_label_names(extracted, spec))
     card["records_read"] = read
+    card["time_order"] = overlap
 
     out_dir = task_paths.datasets
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    DatasetDict(splits).save_to_disk(str(staging / task_paths.splits.name))
-    training_text = list(splits["train"]["text"]) + list(splits["transfer"]["text"])
-    train_student_tokenizer(training_text, int(cfg.task.student_vocab_size), staging / task_paths.tokenizer.name)
-    encoder.save(staging)
-    (staging / task_paths.card.name).write_text(json.dumps(card, indent=2) + "\n")
+    try:
+        DatasetDict(splits).save_to_disk(str(staging / task_paths.splits.name))
+        training_text = list(splits["train"]["text"]) + list(splits["transfer"]["text"])
+        train_student_tokenizer(training_text, int(cfg.task.student_vocab_size),
+                                staging / task_paths.tokenizer.name)
+        encoder.save(staging)
+        (staging / task_paths.card.name).write_text(json.dumps(card, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
 

@@ -9,21 +9,26 @@ import logging
 import sys
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.config import setup_logging
+from pipeline.config import ConfigError, run_stage
 from pipeline.paths import CONF_DIR, PARAMS_FILE, REPO_ROOT
 
 log = logging.getLogger(__name__)
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
-    with initialize_config_dir(config_dir=str(REPO_ROOT / CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=list(overrides or []))
+    overrides = list(overrides or [])
+    try:
+        with initialize_config_dir(config_dir=str(REPO_ROOT / CONF_DIR), version_base=None):
+            return compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"Cannot compose conf/ with {overrides}: {error}") from error
 
 
 def main(argv: list[str] | None = None) -> None:
-    setup_logging()
     overrides = sys.argv[1:] if argv is None else argv
     cfg = compose_config(overrides)
 
@@ -34,4 +39,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -167,9 +167,12 @@ def _validate_tasks(cfg: DictConfig) -> None:
         spec = parse_task(task)
         if spec.name != key:
             raise ConfigError(f"tasks.{key}.name={spec.name!r} differs from its key {key!r}; make them equal.")
-        for setting in ("max_length", "student_vocab_size", "numeric_bins"):
-            if int(task.get(setting, 0)) < 1:
-                raise ConfigError(f"tasks.{key}.{setting}={task.get(setting)!r} must be a whole number of at least 1.")
+        for setting, minimum in (("max_length", 1), ("student_vocab_size", 1), ("numeric_bins", 2)):
+            value = task.get(setting)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(
+                    f"tasks.{key}.{setting}={value!r} must be a whole number of at least {minimum}."
+                )
 
 
 def _validate_distill_extras(cfg: DictConfig) -> None:

@@ -66,6 +66,9 @@ class InputEncoder:
                 edges[name] = []
                 continue
             inner = np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1])
+            # Floating-point noise (2e-16 for a zero difference) would become its own edge.
+            scale = float(np.abs(values).max())
+            inner = np.where(np.abs(inner) <= 1e-9 * scale, 0.0, inner)
             # Rounded first, so that two edges that print the same merge into one bin.
             rounded = sorted({float(format_number(edge).replace(",", "")) for edge in inner})
             edges[name] = rounded
@@ -75,10 +78,14 @@ class InputEncoder:
         label = name.replace("_", " ")
         if value is None or (isinstance(value, float) and not math.isfinite(value)) or pd.isna(value):
             return f"{label} unknown"
-        value = float(value)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return f"{label} unknown"
         edges = self.numeric_edges.get(name, [])
         if not edges:
-            return f"{label} {format_number(value)}"
+            # No edges: the training side had no value or a single one, so the value carries no information.
+            return f"{label} known"
         index = int(np.searchsorted(edges, value, side="right"))
         if index == 0:
             return f"{label} under {format_number(edges[0])}"

@@ -40,8 +40,12 @@ def _columns(connection: duckdb.DuckDBPyConnection, query: str) -> list[str]:
     return [column[0] for column in connection.execute(f"SELECT * FROM ({query}) LIMIT 0").description]
 
 
-def _count(connection: duckdb.DuckDBPyConnection, query: str) -> int:
-    return int(connection.execute(f"SELECT count(*) FROM ({query})").fetchone()[0])
+def _count(connection: duckdb.DuckDBPyConnection, query: str, where: str, expression: str = "*") -> int:
+    """Count rows (or an expression) of `query`; errors that need the rows, such as a failed cast, name `where`."""
+    try:
+        return int(connection.execute(f"SELECT count({expression}) FROM ({query})").fetchone()[0])
+    except duckdb.Error as error:
+        raise ConfigError(f"{where} failed on the data: {error}") from error
 
 
 def _run(connection: duckdb.DuckDBPyConnection, query: str, where: str) -> list[str]:
@@ -60,7 +64,7 @@ def build_query(connection: duckdb.DuckDBPyConnection, spec: TaskSpec) -> str:
             "Check the task file against the source."
         )
     query = f"SELECT * FROM {_quote(spec.entity)}"
-    entity_rows = _count(connection, query)
+    entity_rows = _count(connection, query, f"task.entity={spec.entity!r}")
     if spec.id_column not in _columns(connection, query):
         raise ConfigError(f"task.id={spec.id_column!r} is not a column of {spec.entity!r}.")
 
@@ -71,29 +75,42 @@ def build_query(connection: duckdb.DuckDBPyConnection, spec: TaskSpec) -> str:
         right = f"({join.source})" if join.is_query else _quote(join.source)
         right_columns = _run(connection, f"SELECT * FROM {right}", where)
         left_columns = _columns(connection, query)
-        missing = [c for c in [join.right_on, *join.columns.values()] if c not in right_columns]
-        if join.left_on not in left_columns or missing:
-            raise ConfigError(
-                f"{where}: column(s) {([join.left_on] if join.left_on not in left_columns else []) + missing} "
-                f"not found. The rows so far have {left_columns}; the joined side has {right_columns}."
-            )
+        if join.left_on not in left_columns:
+            raise ConfigError(f"{where}: key {join.left_on!r} not found in the rows so far ({left_columns}).")
+        missing = [c for c in dict.fromkeys([join.right_on, *join.columns.values()]) if c not in right_columns]
+        if missing:
+            raise ConfigError(f"{where}: column(s) {missing} not found on the joined side ({right_columns}).")
         clashes = [name for name in join.columns if name in left_columns]
         if clashes:
             raise ConfigError(f"{where}: {clashes} already exist; rename them with columns: {{new_name: column}}.")
         selected = ", ".join(f"r.{_quote(source)} AS {_quote(name)}" for name, source in join.columns.items())
         joined = (f"SELECT l.*, {selected} FROM ({query}) l {join.how.upper()} JOIN {right} r "
                   f"ON l.{_quote(join.left_on)} = r.{_quote(join.right_on)}")
-        rows = _count(connection, joined)
-        if rows > entity_rows:
+        rows = _count(connection, joined, where)
+        distinct = _count(connection, joined, where, f"DISTINCT {_quote(spec.id_column)}")
+        if rows > distinct:
             raise ConfigError(
-                f"{where} matches several rows per {spec.entity} record ({rows} rows from {entity_rows}), which "
-                f"would copy records. Aggregate that side to one row per {join.right_on} with a sql: join."
+                f"{where} matches several rows per {spec.entity} record ({rows} rows for {distinct} records), "
+                f"which would copy records. Aggregate that side to one row per {join.right_on} with a sql: join."
             )
         if rows < entity_rows:
             log.info("%s keeps %d of %d %s records (inner join)", where, rows, entity_rows, spec.entity)
+        matched = _count(connection, f"SELECT * FROM ({query}) l JOIN {right} r ON l.{_quote(join.left_on)} = "
+                                     f"r.{_quote(join.right_on)}", where)
+        if matched == 0 and rows:
+            raise ConfigError(
+                f"{where} matches no record on {join.left_on} = {join.right_on}, so every joined column would "
+                "be empty. Check the key and its type on both sides."
+            )
+        if matched < 0.5 * rows:
+            log.warning("%s matches only %d of %d records; the rest get empty joined columns", where, matched, rows)
         query = joined
 
     for name, expression in spec.derive.items():
+        if name in _columns(connection, query):
+            raise ConfigError(
+                f"task.derive.{name}: a column {name!r} already exists; give the derived column another name."
+            )
         derived = f"SELECT *, ({expression}) AS {_quote(name)} FROM ({query})"
         _run(connection, derived, f"task.derive.{name} = {expression!r}")
         query = derived
@@ -114,9 +131,20 @@ def load_task_frame(extracted: Path, spec: TaskSpec) -> pd.DataFrame:
                 f"Task {spec.name!r} names column(s) {missing} that its entity, joins and derive do not "
                 f"produce. Available: {available}."
             )
-        frame = connection.execute(f"SELECT * FROM ({query}) ORDER BY {_quote(spec.id_column)}").df()
+        try:
+            frame = connection.execute(f"SELECT * FROM ({query}) ORDER BY {_quote(spec.id_column)}").df()
+        except duckdb.Error as error:
+            raise ConfigError(f"Task {spec.name!r}: the joins and derived columns failed on the data: {error}") \
+                from error
     finally:
         connection.close()
+
+    for name in spec.numeric_fields:
+        if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
+            raise ConfigError(
+                f"task.numeric_fields: column {name!r} has type {frame[name].dtype}, not a number. Move it to "
+                "categorical_fields, or cast it in task.derive."
+            )
 
     if frame[spec.id_column].duplicated().any():
         duplicates = frame.loc[frame[spec.id_column].duplicated(), spec.id_column].head(3).tolist()

@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.config import ConfigError
 
 SPLIT_POLICIES = ("auto", "time", "group", "stratified")
+# Columns that build_datasets writes itself; a field of the same name would overwrite one.
+RESERVED_NAMES = ("example_id", "group", "time", "text", "label")
 RARE_ACTIONS = ("merge", "drop", "keep")
 
 
@@ -108,6 +110,14 @@ def _parse_join(index: int, raw: dict) -> Join:
     return Join(source, left_on, right_on, {str(k): str(v) for k, v in columns.items()}, how, "sql" in raw)
 
 
+def _number(value, key: str, whole: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"task.{key}={value!r} must be a {'whole number' if whole else 'number'}.")
+    if whole and float(value) != int(value):
+        raise ConfigError(f"task.{key}={value!r} must be a whole number.")
+    return float(value)
+
+
 def _fraction_or_count(value, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"task.{key}={value!r} must be a fraction in (0, 1) or a whole count of at least 1.")
@@ -135,10 +145,11 @@ def parse_task(task: DictConfig) -> TaskSpec:
         group_key=raw.get("group_key"), time_key=raw.get("time_key"),
         leaks=_names(raw.get("leaks"), "leaks"),
         split_policy=str(split.get("policy", "auto")),
-        test_fraction=float(split.get("test_fraction", 0.15)),
-        validation_fraction=float(split.get("validation_fraction", 0.10)),
+        test_fraction=_number(split.get("test_fraction", 0.15), "split.test_fraction"),
+        validation_fraction=_number(split.get("validation_fraction", 0.10), "split.validation_fraction"),
         label_budget=_fraction_or_count(raw.get("label_budget", 0.10), "label_budget"),
-        rare_min_count=int(rare.get("min_count", 0)), rare_action=str(rare.get("action", "keep")),
+        rare_min_count=int(_number(rare.get("min_count", 0), "rare_classes.min_count", whole=True)),
+        rare_action=str(rare.get("action", "keep")),
         other_label=str(rare.get("other_label", "other")),
         label_names=raw.get("label_names"),
     )
@@ -158,6 +169,12 @@ def check_task(spec: TaskSpec) -> None:
             f"Task {spec.name!r} lists {leaking} as features, but they are the label or are declared in "
             f"task.leaks {spec.leaks}: they would not be known when the model is used. Remove them from the "
             "text, categorical and numeric fields."
+        )
+    reserved = [column for column in spec.feature_fields if column in RESERVED_NAMES]
+    if reserved:
+        raise ConfigError(
+            f"Task {spec.name!r} uses the reserved name(s) {reserved} for a field; the dataset has its own "
+            f"columns {list(RESERVED_NAMES)}. Rename the field in task.derive or a join's columns."
         )
     repeated = sorted({column for column in spec.feature_fields if spec.feature_fields.count(column) > 1})
     if repeated:

@@ -38,7 +38,7 @@ def build_task(cfg, extracted, tmp_path, task: str):
 def spec_from(**overrides):
     """A task spec for the synthetic frames below; overrides replace its keys."""
     raw = {"name": "synthetic", "entity": "records", "id": "record_id", "label": "label",
-           "text_fields": ["text"], "categorical_fields": [], "numeric_fields": [], "group_key": "group",
+           "text_fields": ["note"], "categorical_fields": [], "numeric_fields": [], "group_key": "group",
            "time_key": "day", "leaks": [], "split": {"policy": "auto"}, "label_budget": 0.1}
     raw.update(overrides)
     return parse_task(OmegaConf.create(raw))
@@ -52,7 +52,7 @@ def synthetic_frame(n_groups: int = 400, seed: int = 0) -> pd.DataFrame:
         day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 300)))
         for member in range(int(rng.integers(1, 5))):
             rows.append({"record_id": f"r{group:04d}-{member}", "group": f"g{group:04d}", "day": day,
-                         "text": f"item {member}", "label": f"c{int(rng.integers(0, 5))}"})
+                         "note": f"item {member}", "label": f"c{int(rng.integers(0, 5))}"})
     return pd.DataFrame(rows)
 
 
@@ -153,11 +153,24 @@ def test_gl_account_keeps_invoices_together(small_config, extracted, tmp_path):
 
 
 def test_rare_classes_merged_into_other(small_config, extracted, tmp_path):
-    small_config.tasks.gl_account.rare_classes.min_count = 10_000
+    small_config.tasks.gl_account.rare_classes.min_count = 8
+    lines = pd.read_parquet(extracted / "invoice_lines.parquet")
+
     dataset, card = build_task(small_config, extracted, tmp_path, "gl_account")
 
-    assert dataset["train"].features["label"].names == ["other"]
-    assert card["rare_classes"]["rows"] == sum(card["splits"][split]["examples"] for split in SPLITS)
+    merged = card["rare_classes"]["classes"]
+    names = dataset["train"].features["label"].names
+    assert merged
+    assert "other" in names
+    assert not set(merged) & set(names)
+    assert card["rare_classes"]["rows"] == int(lines["gl_account_id"].isin(merged).sum())
+
+
+def test_merging_every_class_rejected(small_config, extracted, tmp_path):
+    small_config.tasks.gl_account.rare_classes.min_count = 10_000
+
+    with pytest.raises(ConfigError, match="hold 1 class"):
+        build_task(small_config, extracted, tmp_path, "gl_account")
 
 
 def test_rare_classes_dropped_and_counted(small_config, extracted, tmp_path):
@@ -233,3 +246,97 @@ def test_dropping_every_class_rejected(small_config, extracted, tmp_path):
 
     with pytest.raises(ConfigError, match="no record left"):
         build_task(small_config, extracted, tmp_path, "ticket_routing")
+
+
+def test_null_group_set_aside_and_counted(small_config, extracted, tmp_path):
+    task = small_config.tasks.gl_account
+    task.derive = {"sometimes_group": "CASE WHEN line_no = 1 THEN NULL ELSE invoice_id END"}
+    task.group_key = "sometimes_group"
+    lines = pd.read_parquet(extracted / "invoice_lines.parquet")
+
+    _, card = build_task(small_config, extracted, tmp_path, "gl_account")
+
+    assert card["records_set_aside"]["no_group"] == int((lines["line_no"] == 1).sum())
+    counted = sum(card["splits"][split]["examples"] for split in SPLITS)
+    assert counted + sum(card["records_set_aside"].values()) == card["records_read"]
+
+
+def test_single_class_rejected(small_config, extracted, tmp_path):
+    small_config.tasks.late_payment.derive.late = "CASE WHEN paid_date IS NULL THEN NULL ELSE 'paid' END"
+
+    with pytest.raises(ConfigError, match="hold 1 class"):
+        build_task(small_config, extracted, tmp_path, "late_payment")
+
+
+def test_derive_name_clash_rejected(small_config, extracted, tmp_path):
+    OmegaConf.update(small_config, "tasks.late_payment.derive.currency", "'XXX'", force_add=True)
+
+    with pytest.raises(ConfigError, match="derive.currency: a column 'currency' already exists"):
+        build_task(small_config, extracted, tmp_path, "late_payment")
+
+
+def test_text_as_numeric_rejected(small_config, extracted, tmp_path):
+    small_config.tasks.gl_account.numeric_fields = ["description"]
+    small_config.tasks.gl_account.text_fields = []
+
+    with pytest.raises(ConfigError, match="column 'description' has type .*not a number"):
+        build_task(small_config, extracted, tmp_path, "gl_account")
+
+
+def test_failing_cast_named(small_config, extracted, tmp_path):
+    OmegaConf.update(small_config, "tasks.late_payment.derive.currency_code", "CAST(currency AS INTEGER)",
+                     force_add=True)
+
+    with pytest.raises(ConfigError, match="failed on the data"):
+        build_task(small_config, extracted, tmp_path, "late_payment")
+
+
+def test_join_matching_nothing_rejected(small_config, extracted, tmp_path):
+    small_config.tasks.late_payment.joins[0].key = {"left": "currency", "right": "vendor_id"}
+
+    with pytest.raises(ConfigError, match="matches no record on currency = vendor_id"):
+        build_task(small_config, extracted, tmp_path, "late_payment")
+
+
+def test_duplicating_join_after_inner_join_rejected(small_config, extracted, tmp_path):
+    small_config.tasks.late_payment.joins.append(
+        {"sql": "SELECT invoice_id, description FROM invoice_lines WHERE line_no <= 2", "key": "invoice_id",
+         "how": "inner", "columns": ["description"]})
+
+    with pytest.raises(ConfigError, match="matches several rows per invoices record"):
+        build_task(small_config, extracted, tmp_path, "late_payment")
+
+
+def test_reserved_field_name_rejected():
+    with pytest.raises(ConfigError, match=r"reserved name\(s\) \['group'\]"):
+        spec_from(categorical_fields=["group"])
+
+
+def test_label_budget_exact_after_drop(small_config, extracted, tmp_path):
+    task = small_config.tasks.gl_account
+    task.rare_classes.min_count = 4
+    task.rare_classes.action = "drop"
+    frame_budget = None
+
+    _, card = build_task(small_config, extracted, tmp_path, "gl_account")
+
+    side = card["splits"]["train"]["examples"] + card["splits"]["transfer"]["examples"]
+    frame_budget = card["label_budget"]["labeled_train_records"]
+    assert card["rare_classes"]["rows"] > 0
+    assert frame_budget == card["splits"]["train"]["examples"]
+    assert frame_budget == round((side + card["rare_classes"]["rows_per_split"].get("train", 0)
+                                  + card["rare_classes"]["rows_per_split"].get("transfer", 0)) * task.label_budget)
+
+
+def test_noise_edges_snapped_to_zero():
+    values = pd.DataFrame({"difference": [0.0, 2.2e-16, -4.5e-13, 5.0, 6.0, 0.0, 0.0, 9.1e-13]})
+
+    encoder = InputEncoder.fit(values, [], [], ["difference"], n_bins=4)
+
+    assert all(edge == 0 or abs(edge) >= 1 for edge in encoder.numeric_edges["difference"])
+
+
+@pytest.mark.parametrize("setting", ["test_fraction", "validation_fraction"])
+def test_non_numeric_fraction_rejected(setting):
+    with pytest.raises(ConfigError, match=f"task.split.{setting}='abc' must be a number"):
+        spec_from(split={"policy": "time", setting: "abc"})
