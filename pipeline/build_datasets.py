@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets.fingerprint import Hasher
 from omegaconf import DictConfig
 
 from pipeline import paths
@@ -156,6 +157,17 @@ def _split_rows(part: pd.DataFrame, spec: TaskSpec, split: str, label_of: dict[s
     return rows
 
 
+def _dataset(rows: dict, features: Features) -> Dataset:
+    """Build a split whose fingerprint is a hash of its rows.
+
+    datasets gives in-memory tables a random fingerprint, which save_to_disk
+    writes out. With one derived from the content, rebuilding the same rows
+    gives the same files, so DVC does not rerun the stages downstream.
+    """
+    built = Dataset.from_dict(rows, features=features)
+    return Dataset(built.data, info=built.info, fingerprint=Hasher.hash(rows))
+
+
 def _date_range(part: pd.DataFrame, spec: TaskSpec) -> list[str] | None:
     if not spec.time_key or part.empty:
         return None
@@ -242,8 +254,8 @@ def build(cfg: DictConfig, extracted: Path, task_paths: paths.TaskPaths, report_
     class_names = sorted(frame.loc[frame["split"] != "transfer", "label_name"].unique())
     label_of = {name: index for index, name in enumerate(class_names)}
     features = _feature_types(spec, class_names)
-    splits = {split: Dataset.from_dict(_split_rows(frame[frame["split"] == split], spec, split, label_of),
-                                       features=features) for split in SPLITS}
+    splits = {split: _dataset(_split_rows(frame[frame["split"] == split], spec, split, label_of), features)
+              for split in SPLITS}
     card = make_card(frame, spec, cfg, class_names, result.policy, result.unit, removed, rare,
                      load_label_names(extracted, spec))
     card["records_read"] = read

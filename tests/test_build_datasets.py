@@ -340,3 +340,15 @@ def test_noise_edges_snapped_to_zero():
 def test_non_numeric_fraction_rejected(setting):
     with pytest.raises(ConfigError, match=f"task.split.{setting}='abc' must be a number"):
         spec_from(split={"policy": "time", setting: "abc"})
+
+
+def test_rebuild_gives_identical_files(small_config, extracted, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root in (first, second):
+        task_paths = TaskPaths("ticket_routing", root)
+        build(select_task(small_config, "ticket_routing"), extracted, task_paths, task_paths.reports / "d.json")
+
+    files = sorted(path.relative_to(first) for path in first.rglob("*") if path.is_file())
+    assert files
+    for relative in files:
+        assert (first / relative).read_bytes() == (second / relative).read_bytes(), relative
