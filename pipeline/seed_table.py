@@ -1,8 +1,8 @@
-"""Average several runs' reports/compare.json into one Markdown table with the spread across seeds.
+"""Average several runs' reports/<task>/compare.json into one Markdown table with the spread across seeds.
 
-Usage: python -m pipeline.seed_table RUN_DIR [RUN_DIR ...]
+Usage: python -m pipeline.seed_table --task NAME RUN_DIR [RUN_DIR ...]
 
-Each RUN_DIR contains reports/compare.json of one seed. The table lists, per
+Each RUN_DIR (a sweep job folder) contains reports/<task>/compare.json of one seed. The table lists, per
 model, the mean and sample standard deviation of test macro-F1 and accuracy,
 the retention of the teacher's macro-F1, and the median over runs of size
 and batch-1 latency.
@@ -26,11 +26,11 @@ log = logging.getLogger(__name__)
 COLUMNS = ["test/macro_f1", "test/accuracy", "retention/macro_f1", "size/params", "size/bytes", "latency/b1_p50_ms"]
 
 
-def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
-    """Return one row per (run, model) with the figures of COLUMNS that the run reports."""
+def load_runs(run_dirs: list[Path], task: str) -> pd.DataFrame:
+    """Return one row per (run, model) with the figures of COLUMNS that the run reports for `task`."""
     rows = []
     for run_dir in run_dirs:
-        file = run_dir / "reports" / "compare.json"
+        file = run_dir / "reports" / task / "compare.json"
         if not file.is_file():
             raise FileNotFoundError(f"{file} not found: run the compare stage in {run_dir} first.")
         for model, figures in json.loads(file.read_text()).items():
@@ -69,10 +69,11 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.seed_table", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="folders that each contain reports/compare.json")
+    parser.add_argument("--task", required=True, help="key under `tasks`, e.g. gl_account")
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="folders that each contain reports/<task>/compare.json")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging()
-    table = seed_table(load_runs(args.run_dirs))
+    table = seed_table(load_runs(args.run_dirs, args.task))
     sys.stdout.write(to_markdown(table))
 
 
