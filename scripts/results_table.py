@@ -1,8 +1,9 @@
 """Print each task's compare.json and cascade.json as Markdown tables for docs/results.md.
 
-Usage: python scripts/results_table.py [reports_dir]
+Usage: python scripts/results_table.py [--summary] [reports_dir]
 
 Every folder of reports_dir (default reports/) with a compare.json is one task.
+With --summary, one table with a row per task and model and the main columns.
 """
 
 from __future__ import annotations
@@ -44,11 +45,29 @@ def print_task(reports: Path) -> None:
                   f"{row['deferral_share']:.1%} | {row['mean_latency_ms']:.3f} |")
 
 
+SUMMARY = [("test/macro_f1", "macro-F1", "{:.3f}"), ("test/accuracy", "accuracy", "{:.3f}"),
+           ("retention/macro_f1", "retention", "{:.1%}"), ("size/bytes", "MB on disk", "{:.2f}"),
+           ("latency/b1_p50_ms", "b1 p50 ms", "{:.3f}")]
+
+
+def print_summary(tasks: list[Path]) -> None:
+    print("| task | model | " + " | ".join(title for _, title, _ in SUMMARY) + " |")
+    print("| --- " * (len(SUMMARY) + 2) + "|")
+    for reports in tasks:
+        for model, figures in json.loads((reports / "compare.json").read_text()).items():
+            cells = " | ".join(cell(figures, key, template) for key, _, template in SUMMARY)
+            print(f"| {reports.name} | {model} | {cells} |")
+
+
 def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "reports")
+    arguments = [argument for argument in sys.argv[1:] if argument != "--summary"]
+    root = Path(arguments[0] if arguments else "reports")
     tasks = sorted(file.parent for file in root.glob("*/compare.json"))
     if not tasks:
         sys.exit(f"No <task>/compare.json under {root}: run `dvc repro` first.")
+    if "--summary" in sys.argv[1:]:
+        print_summary(tasks)
+        return
     for reports in tasks:
         print_task(reports)
 
