@@ -9,6 +9,7 @@ without it these tests are skipped.
 from __future__ import annotations
 
 import datetime
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from pipeline.extract import extract
 from pipeline.paths import TaskPaths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
+# ERP_REAL_DATA points elsewhere when the checkout does not sit next to shared/.
+REAL_DATA = Path(os.environ.get("ERP_REAL_DATA", REPO_ROOT.parent / "shared" / "data" / "real"))
 HEAD_LINES = 300
 
 pytestmark = pytest.mark.skipif(
