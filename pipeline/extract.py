@@ -252,7 +252,7 @@ def log_to_mlflow(cfg: DictConfig, reports: dict[str, dict], report_file: Path) 
 
 
 def record_source(cfg: DictConfig, erp_dir: Path) -> None:
-    """Describe a database or file source in erp_dir, the stage output that holds the simulated database.
+    """Describe a database or file source in erp_dir, the stage output that contains the simulated database.
 
     DVC requires every declared output to exist, and only the simulated source
     writes a database there. The description names the source without credentials.

@@ -114,7 +114,7 @@ def _declared_column(table_name: str, name: str, spec, primary_key: str | None,
             )
         arguments.append(ForeignKey(f"{parent}.{parent_column}"))
     is_key = name == primary_key
-    # A primary key is always required, whatever nullable says.
+    # A primary key is always required, whatever the nullable setting.
     nullable = bool(spec.get("nullable", True)) and not is_key
     return Column(name, _column_type(spec, where), *arguments, primary_key=is_key, nullable=nullable)
 

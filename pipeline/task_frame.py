@@ -2,8 +2,9 @@
 
 Each extracted table is a view of the same name, so a task file's joins and
 derived columns are plain SQL over table names. Every join is checked to keep
-one row per entity record: a one-to-many join would copy records (and their
-labels) silently, so it fails and asks for an aggregating `sql:` join instead.
+one row per entity record. A one-to-many join would copy records and their
+labels silently, so it raises ConfigError and names the fix, an aggregating
+`sql:` join.
 """
 
 from __future__ import annotations

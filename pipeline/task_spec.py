@@ -159,6 +159,11 @@ def parse_task(task: DictConfig) -> TaskSpec:
 
 def check_task(spec: TaskSpec) -> None:
     """Reject inconsistent roles: leaking features, a label used as a feature, unknown policies."""
+    _check_fields(spec)
+    _check_split_settings(spec)
+
+
+def _check_fields(spec: TaskSpec) -> None:
     if not spec.feature_fields:
         raise ConfigError(
             f"Task {spec.name!r} has no input: set text_fields, categorical_fields or numeric_fields."
@@ -179,6 +184,9 @@ def check_task(spec: TaskSpec) -> None:
     repeated = sorted({column for column in spec.feature_fields if spec.feature_fields.count(column) > 1})
     if repeated:
         raise ConfigError(f"Task {spec.name!r} lists {repeated} in more than one of the field lists; keep one.")
+
+
+def _check_split_settings(spec: TaskSpec) -> None:
     if spec.split_policy not in SPLIT_POLICIES:
         raise ConfigError(f"task.split.policy={spec.split_policy!r} must be one of {', '.join(SPLIT_POLICIES)}.")
     policy = spec.resolved_split_policy()
@@ -186,6 +194,7 @@ def check_task(spec: TaskSpec) -> None:
         raise ConfigError(f"task.split.policy=time needs task.time_key, which task {spec.name!r} does not set.")
     if policy == "group" and not spec.group_key:
         raise ConfigError(f"task.split.policy=group needs task.group_key, which task {spec.name!r} does not set.")
+
     for key in ("test_fraction", "validation_fraction"):
         value = getattr(spec, key)
         if not 0.0 < value < 1.0:
@@ -195,6 +204,7 @@ def check_task(spec: TaskSpec) -> None:
             "task.split.test_fraction + task.split.validation_fraction leave under 10% of the records "
             "for train and transfer; lower them."
         )
+
     if spec.rare_action not in RARE_ACTIONS:
         raise ConfigError(f"task.rare_classes.action={spec.rare_action!r} must be one of {', '.join(RARE_ACTIONS)}.")
     if spec.rare_min_count < 0:
