@@ -21,7 +21,8 @@ from pipeline.paths import CONF_DIR, PARAMS_FILE
 
 log = logging.getLogger(__name__)
 
-STUDENT_ARCHS = ("transformer", "bilstm", "cnn", "ngram", "mlp")
+STUDENT_ARCHS = ("transformer", "bilstm", "cnn", "ngram", "mlp", "bert")
+INIT_SOURCES = ("pretrained", "finetuned")
 SOFT_LOSSES = ("kl", "logit_mse")
 BASELINE_KINDS = ("no_distill", "tfidf_logreg", "key_majority")
 
@@ -141,6 +142,12 @@ def validate(cfg: DictConfig) -> None:
         for key in ("epochs", "batch_size"):
             if int(student[key]) < 1:
                 raise ConfigError(f"students.{name}.{key}={student[key]!r} must be at least 1.")
+        init = student.get("init_from_teacher")
+        if init is not None and (init not in INIT_SOURCES or arch != "bert"):
+            raise ConfigError(
+                f"students.{name}.init_from_teacher={init!r} is invalid: set pretrained or finetuned on a "
+                "student with arch bert (see conf/student/distilbert.yaml), or null."
+            )
 
     _validate_baselines(cfg)
     _validate_augment(cfg)
@@ -192,6 +199,11 @@ def _validate_distill_extras(cfg: DictConfig) -> None:
     if alpha_end is not None and (not isinstance(alpha_end, (int, float)) or not 0.0 <= alpha_end <= 1.0):
         raise ConfigError(
             f"distill.alpha_end={alpha_end!r} is invalid: set a number in [0, 1], or null for a fixed alpha."
+        )
+    hidden_weight = cfg.distill.get("hidden_weight", 0.0)
+    if not isinstance(hidden_weight, (int, float)) or hidden_weight < 0:
+        raise ConfigError(
+            f"distill.hidden_weight={hidden_weight!r} is invalid: set 0 (no hidden-state loss) or a positive weight."
         )
 
 

@@ -30,9 +30,11 @@ from pipeline import paths
 from pipeline.config import ConfigError, parse_stage_args, run_stage, stage_config, to_container
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
 from pipeline.augment import augmented_file, load_augmented
-from pipeline.losses import NO_LABEL, distillation_loss, hard_label_cross_entropy, scheduled_value
+from pipeline.losses import NO_LABEL, distillation_loss, hard_label_cross_entropy, hidden_state_mse, scheduled_value
 from pipeline.soft_labels import load_soft_labels
 from pipeline.students import build_student, save_student
+from pipeline.teacher_init import copy_teacher_weights, load_init_source, student_settings
+from pipeline.teacher_model import load_teacher
 from pipeline.tracking import load_run_id, save_run_info, section, start_run
 from pipeline.training import adamw_with_linear_decay, make_loader, make_trainer
 
@@ -44,7 +46,9 @@ class LossSettings:
     """Loss settings of a student: the soft loss, its weight alpha and the temperature, fixed or scheduled.
 
     alpha_end and temperature_end, when set, are reached at the last training
-    step by linear interpolation from alpha and temperature.
+    step by linear interpolation from alpha and temperature. hidden_weight
+    scales the hidden-state MSE, added for students that read the teacher's
+    tokens (a bert student with init_from_teacher set).
     """
 
     soft_loss: str = "kl"
@@ -52,6 +56,7 @@ class LossSettings:
     alpha: float = 0.7
     temperature_end: float | None = None
     alpha_end: float | None = None
+    hidden_weight: float = 0.0
 
     @classmethod
     def from_config(cls, distill_cfg: DictConfig) -> "LossSettings":
@@ -60,7 +65,7 @@ class LossSettings:
             return None if value is None else float(value)
 
         return cls(str(distill_cfg.get("soft_loss", "kl")), float(distill_cfg.temperature), float(distill_cfg.alpha),
-                   optional("temperature_end"), optional("alpha_end"))
+                   optional("temperature_end"), optional("alpha_end"), float(distill_cfg.get("hidden_weight", 0.0)))
 
 
 # Training on hard labels alone: no teacher logits enter the loss.
@@ -71,10 +76,17 @@ class DistillationModule(L.LightningModule):
     """Trains a student with a distillation loss, or with cross-entropy alone on batches without teacher logits."""
 
     def __init__(self, student: torch.nn.Module, num_labels: int, losses: LossSettings,
-                 learning_rate: float, weight_decay: float, warmup_ratio: float = 0.05):
+                 learning_rate: float, weight_decay: float, warmup_ratio: float = 0.05,
+                 hidden_teacher: torch.nn.Module | None = None):
         super().__init__()
         self.student = student
         self.losses = losses
+        # The teacher whose last-layer states the hidden-state loss matches. A
+        # tuple keeps it out of the module tree, so that it stays frozen, in
+        # eval mode and out of the checkpoints.
+        self.hidden_teacher = (hidden_teacher,) if hidden_teacher is not None else ()
+        if self.hidden_teacher:
+            self.projection = torch.nn.Linear(student.model.config.hidden_size, hidden_teacher.config.hidden_size)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
@@ -86,7 +98,10 @@ class DistillationModule(L.LightningModule):
         return self.student(input_ids, attention_mask)
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        if self.hidden_teacher and "teacher_logits" in batch:
+            logits, student_hidden = self.student.logits_and_hidden(batch["input_ids"], batch["attention_mask"])
+        else:
+            logits = self(batch["input_ids"], batch["attention_mask"])
         if "teacher_logits" not in batch:
             loss = hard_label_cross_entropy(logits, batch["labels"])
             self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False)
@@ -97,6 +112,13 @@ class DistillationModule(L.LightningModule):
         alpha = scheduled_value(self.losses.alpha, self.losses.alpha_end, progress)
         loss, terms = distillation_loss(logits, batch["teacher_logits"], batch["labels"], temperature, alpha,
                                         self.losses.soft_loss)
+        if self.hidden_teacher:
+            with torch.no_grad():
+                teacher_hidden = self.hidden_teacher[0].base_model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            hidden = hidden_state_mse(student_hidden, teacher_hidden, self.projection, batch["attention_mask"])
+            loss = loss + self.losses.hidden_weight * hidden
+            self.log("train/hidden_mse", hidden, on_epoch=True, on_step=False)
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False)
         self.log("train/soft", terms["soft"], on_epoch=True, on_step=False)
         self.log("train/hard_ce", terms["hard_ce"], on_epoch=True, on_step=False)
@@ -173,7 +195,8 @@ def distill(cfg: DictConfig, name: str) -> dict:
     losses = LossSettings.from_config(cfg.distill)
     run = start_run(cfg, f"{task}/student/{name}", "distill", section(cfg, "seed", "distill", "task") |
                     {"student": to_container(student_cfg), "student_name": name})
-    mlflow.set_tags({"student": str(student_cfg.arch), "method": f"distill/{losses.soft_loss}"})
+    method = f"distill/{losses.soft_loss}" + ("+hidden" if uses_hidden_loss(student_cfg, losses) else "")
+    mlflow.set_tags({"student": str(student_cfg.arch), "method": method})
     teacher_run_id = load_run_id(task_paths.teacher)
     if teacher_run_id:
         mlflow.set_tag("teacher_run_id", teacher_run_id)
@@ -186,6 +209,11 @@ def distill(cfg: DictConfig, name: str) -> dict:
     return figures
 
 
+def uses_hidden_loss(student_cfg: DictConfig, losses: LossSettings) -> bool:
+    """The hidden-state loss applies when it has a weight and the student reads the teacher's tokens."""
+    return losses.hidden_weight > 0 and bool(student_cfg.get("init_from_teacher"))
+
+
 def fit_student(cfg: DictConfig, name: str, student_cfg: DictConfig, train_rows: TextRows,
                 validation_rows: TextRows, names: list[str], losses: LossSettings, run, out_dir: Path) -> dict:
     """Train a student in the active MLflow run `run`, keep its best epoch and save it to `out_dir`.
@@ -195,17 +223,33 @@ def fit_student(cfg: DictConfig, name: str, student_cfg: DictConfig, train_rows:
     """
     try:
         task = str(cfg.task.name)
-        tokenizer = AutoTokenizer.from_pretrained(str(paths.TaskPaths(task).tokenizer))
+        task_paths = paths.TaskPaths(task)
+        model_kwargs = to_container(student_cfg.model)
+        init = student_cfg.get("init_from_teacher")
+        if init:
+            if str(student_cfg.arch) != "bert":
+                raise ConfigError(f"Student {name}: init_from_teacher needs arch bert, not {student_cfg.arch}.")
+            source_model, tokenizer = load_init_source(cfg, str(init), task_paths.teacher)
+            model_kwargs = student_settings(source_model.config, model_kwargs)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(str(task_paths.tokenizer))
         max_length = int(cfg.task.max_length)
         collate = TokenizingCollator(tokenizer, max_length)
         train = make_loader(train_rows, collate, int(student_cfg.batch_size), shuffle=True, seed=int(cfg.seed))
         validation = make_loader(validation_rows, collate, 256, shuffle=False, seed=int(cfg.seed))
 
-        model_kwargs = to_container(student_cfg.model)
         student = build_student(str(student_cfg.arch), model_kwargs, len(tokenizer), len(names), max_length,
                                 tokenizer.pad_token_id)
+        if init:
+            copy_teacher_weights(source_model, student, copy_classifier=str(init) == "finetuned")
+        hidden_teacher = None
+        if uses_hidden_loss(student_cfg, losses):
+            hidden_teacher, _ = load_teacher(task_paths.teacher)
+        elif losses.hidden_weight > 0:
+            log.warning("Student %s reads its own tokens, not the teacher's: it trains without the hidden-state "
+                        "loss (distill.hidden_weight=%s).", name, losses.hidden_weight)
         module = DistillationModule(student, len(names), losses, float(student_cfg.learning_rate),
-                                    float(student_cfg.weight_decay))
+                                    float(student_cfg.weight_decay), hidden_teacher=hidden_teacher)
 
         with tempfile.TemporaryDirectory() as checkpoint_dir:
             best = ModelCheckpoint(dirpath=checkpoint_dir, monitor="val/macro_f1", mode="max", save_top_k=1,

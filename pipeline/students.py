@@ -186,8 +186,37 @@ class MLPStudent(nn.Module):
         return self.layers(hidden)
 
 
+class BertStudent(nn.Module):
+    """A BERT encoder with its [CLS] classification head, built from BertConfig settings.
+
+    With `init_from_teacher` set, the distill stage gives it the teacher's
+    width and tokenizer and copies the teacher's embeddings and every other
+    layer into it, as DistilBERT did (see pipeline/teacher_init.py).
+    `logits_and_hidden` also returns the last layer's states, for the
+    hidden-state loss.
+    """
+
+    def __init__(self, vocab_size: int, num_labels: int, max_length: int, pad_token_id: int, **settings):
+        super().__init__()
+        from transformers import BertConfig, BertForSequenceClassification
+
+        settings = {"max_position_embeddings": max(512, max_length)} | settings
+        config = BertConfig(vocab_size=vocab_size, num_labels=num_labels, pad_token_id=pad_token_id, **settings)
+        self.model = BertForSequenceClassification(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def logits_and_hidden(self, input_ids: torch.Tensor,
+                          attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the last layer's token states, from one forward pass."""
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return output.logits, output.hidden_states[-1]
+
+
 ARCHITECTURES: dict[str, type[nn.Module]] = {"transformer": TransformerStudent, "bilstm": BiLSTMStudent,
-                                             "cnn": CNNStudent, "ngram": NgramStudent, "mlp": MLPStudent}
+                                             "cnn": CNNStudent, "ngram": NgramStudent, "mlp": MLPStudent,
+                                             "bert": BertStudent}
 
 
 def build_student(arch: str, model_kwargs: dict, vocab_size: int, num_labels: int, max_length: int,

@@ -13,7 +13,8 @@ from pipeline.tokenization import train_student_tokenizer
 TEXTS = ["toner cartridge | vendor Acme GmbH | amount 10 to 100", "legal advice | vendor Lex Legal Ltd | amount over 10000",
          "50 pcs network switch 48 port | vendor Kalotin IT GmbH | amount 5000 to 10000", "freight charges"] * 8
 MODEL_KWARGS = {"transformer": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "ffn_size": 64},
-                "bilstm": {"embedding_size": 24, "hidden_size": 24}}
+                "bilstm": {"embedding_size": 24, "hidden_size": 24},
+                "bert": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ MODEL_KWARGS = {"transformer": {"hidden_size": 32, "num_layers": 1, "num_heads":
                 "bilstm": {"embedding_size": 16, "hidden_size": 16},
                 "cnn": {"embedding_size": 16, "filters": 8, "widths": [2, 3]},
                 "ngram": {"embedding_size": 16, "buckets": 101, "hidden_size": 16},
-                "mlp": {"hidden_sizes": [32, 16]}}
+                "mlp": {"hidden_sizes": [32, 16]},
+                "bert": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                         "intermediate_size": 32}}
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
