@@ -60,3 +60,38 @@ def test_job_restores_working_directory(tmp_path, default_config, monkeypatch):
     with pytest.raises(RuntimeError, match="distill transformer failed"):
         run_job(default_config, root, job)
     assert Path.cwd() == root
+
+
+def test_recompare_needs_a_job_folder(tmp_path):
+    from pipeline.config import ConfigError
+    from pipeline.sweep_compare import compare_job
+
+    with pytest.raises(ConfigError, match="config.yaml not found"):
+        compare_job(tmp_path, tmp_path)
+
+
+def test_recompare_uses_the_jobs_settings(tmp_path, default_config, monkeypatch):
+    from omegaconf import OmegaConf
+
+    import pipeline.compare
+    from pipeline.sweep_compare import compare_job
+
+    root, job = tmp_path / "repo", tmp_path / "job"
+    root.mkdir()
+    (job / ".hydra").mkdir(parents=True)
+    default_config.seed = 7
+    default_config.sweep.task = "ticket_routing"
+    OmegaConf.save(default_config, job / ".hydra" / "config.yaml")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    seen = {}
+
+    def fake_compare(cfg):
+        seen.update(seed=cfg.seed, task=cfg.task.name, cwd=Path.cwd())
+
+    monkeypatch.setattr(pipeline.compare, "compare", fake_compare)
+
+    compare_job(job, root)
+
+    assert seen == {"seed": 7, "task": "ticket_routing", "cwd": job}
+    assert Path.cwd() == root
