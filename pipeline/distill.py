@@ -210,7 +210,7 @@ def distill(cfg: DictConfig, name: str) -> dict:
 
 
 def uses_hidden_loss(student_cfg: DictConfig, losses: LossSettings) -> bool:
-    """The hidden-state loss applies when it has a weight and the student reads the teacher's tokens."""
+    """Tell whether the hidden-state loss applies: it has a weight and the student reads the teacher's tokens."""
     return losses.hidden_weight > 0 and bool(student_cfg.get("init_from_teacher"))
 
 

@@ -5,7 +5,7 @@ Usage, from the repository root: python -m pipeline.sweep_compare JOB_DIR [JOB_D
 Each JOB_DIR is a job folder of `python -m pipeline.sweep`
 (multirun/<date>/<time>/<job>/). Its .hydra/config.yaml gives the settings,
 and its models/ the trained students and baselines, which are not retrained.
-Accuracy figures come out as before; size and latency are measured anew, so
+Accuracy figures come out as before. Size and latency are measured anew, so
 jobs trained side by side, or next to other work, can be timed on their own.
 The job's reports are rewritten and a new comparison run goes to MLflow.
 """

@@ -26,7 +26,7 @@ from pipeline.config import INIT_SOURCES, ConfigError
 log = logging.getLogger(__name__)
 
 # BertConfig settings that the student takes over from the teacher. Those in
-# SHAPE_KEYS fix tensor shapes, so a student may not change them; it may
+# SHAPE_KEYS fix tensor shapes, so a student may not change them. It may
 # change the rest, such as dropout.
 ARCHITECTURE_KEYS = ("hidden_size", "num_attention_heads", "intermediate_size", "hidden_act", "max_position_embeddings",
                      "type_vocab_size", "layer_norm_eps", "hidden_dropout_prob", "attention_probs_dropout_prob")

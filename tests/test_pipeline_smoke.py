@@ -20,8 +20,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COPIED = ["conf", "pipeline", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvc/config", ".dvcignore", ".gitignore"]
 TASKS = ["gl_account", "late_payment", "invoice_block", "ticket_routing"]
-MODELS = ["teacher", "bilstm"]
-STUDENTS = ["bilstm"]
+MODELS = ["teacher", "bilstm", "distilbert"]
+STUDENTS = ["bilstm", "distilbert"]
 BASELINES = ["tfidf_logreg", "bilstm_no_distill"]
 FIGURES = ["test/accuracy", "test/macro_f1", "size/params", "size/bytes", "latency/b1_p50_ms",
            "latency/b1_p95_ms", "latency/tokenize_p50_ms", "throughput/b64_per_s"]
