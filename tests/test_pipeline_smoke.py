@@ -29,7 +29,7 @@ STUDENT_FIGURES = ["test/teacher_agreement", "retention/macro_f1", "speedup/b1_p
 
 
 def _run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
 
