@@ -34,7 +34,7 @@ SHAPE_KEYS = ("hidden_size", "num_attention_heads", "intermediate_size", "max_po
 
 
 def teacher_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:
-    """Evenly spaced teacher layers for the student, starting at the first: 6 -> 3 gives [0, 2, 4]."""
+    """Pick evenly spaced teacher layers for the student, starting at the first: 6 -> 3 gives [0, 2, 4]."""
     if not 1 <= num_student_layers <= num_teacher_layers:
         raise ConfigError(f"A student initialized from the teacher needs 1 to {num_teacher_layers} layers "
                           f"(the teacher's count), got model.num_hidden_layers={num_student_layers}.")
@@ -64,7 +64,7 @@ def load_init_source(cfg: DictConfig, source: str, teacher_dir: Path):
 
 
 def student_settings(teacher_config, model_settings: dict) -> dict:
-    """The student's BertConfig settings: the teacher's architecture, then the student's own keys on top."""
+    """Merge the teacher's architecture settings with the student's own keys, which win, into BertConfig settings."""
     inherited = {key: getattr(teacher_config, key) for key in ARCHITECTURE_KEYS if hasattr(teacher_config, key)}
     changed = [key for key in SHAPE_KEYS if key in model_settings and model_settings[key] != inherited.get(key)]
     if changed:
@@ -75,7 +75,7 @@ def student_settings(teacher_config, model_settings: dict) -> dict:
 
 
 def copy_teacher_weights(teacher: torch.nn.Module, student: torch.nn.Module, copy_classifier: bool) -> list[int]:
-    """Copy embeddings, every other encoder layer and the pooler of `teacher` into the BertStudent `student`.
+    """Copy embeddings, evenly spaced encoder layers and the pooler of `teacher` into the BertStudent `student`.
 
     `teacher` is a BertModel or a BertForSequenceClassification. Returns the
     teacher layers used, in student order.
