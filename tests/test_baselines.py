@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import joblib
+
 import mlflow
 import numpy as np
 import pytest
@@ -13,10 +15,13 @@ from omegaconf import OmegaConf
 
 from conftest import select_task
 from pipeline import paths
-from pipeline.baselines import evaluate_baseline, train_baseline
+from pipeline.baselines import build_tfidf_logreg, evaluate_baseline, train_baseline
 from pipeline.compose_params import compose_config
 from pipeline.config import ConfigError, validate
 from pipeline.data import load_task
+from pipeline.soft_labels import load_soft_labels
+from pipeline.tfidf_soft_labels import (ABSENT_CLASS_LOG_PROBABILITY, default_output, tfidf_log_probabilities,
+                                        write_tfidf_soft_labels)
 from pipeline.tokenization import train_student_tokenizer
 
 FIGURES = ["test/accuracy", "test/macro_f1", "size/params", "size/bytes", "latency/b1_p50_ms",
@@ -210,3 +215,46 @@ def test_key_majority_unknown_field_rejected(in_tmp_dir):
 
     with pytest.raises(ConfigError, match="key='merchant' is not a field of task 'gl_account'"):
         train_baseline(cfg, "merchant_majority")
+
+
+def test_tfidf_soft_labels_match_probabilities(tiny_task):
+    cfg, _ = tiny_task
+    train_baseline(cfg, "tfidf_logreg")
+    out_file = default_output("gl_account", "tfidf_logreg")
+
+    table = write_tfidf_soft_labels("gl_account", "tfidf_logreg", out_file)
+
+    dataset = load_task(TASK.splits)
+    assert len(table) == sum(len(rows) for rows in dataset.values())
+    model = joblib.load(TASK.baseline("tfidf_logreg") / "model.joblib")
+    for split, rows in dataset.items():
+        logits = load_soft_labels(out_file, split, list(rows["example_id"]))
+        assert logits.shape == (len(rows), len(WORDS))
+        probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(probabilities, model.predict_proba(list(rows["text"])), atol=1e-5)
+    assert not out_file.with_suffix(".partial").exists()
+
+
+def test_tfidf_soft_labels_absent_class_floor():
+    texts = ["toner cartridge", "toner drum", "legal advice", "legal fees"]
+    model = build_tfidf_logreg(OmegaConf.create({"word_ngrams": [1, 1], "char_ngrams": [2, 3], "min_df": 1,
+                                                 "C": 10.0, "max_iter": 200, "class_weight": None}), seed=0)
+    model.fit(texts, np.array([0, 0, 2, 2]))
+
+    logits = tfidf_log_probabilities(model, ["toner refill", "legal opinion"], num_classes=3)
+
+    assert logits.shape == (2, 3)
+    assert np.all(logits[:, 1] == np.float32(ABSENT_CLASS_LOG_PROBABILITY))
+    np.testing.assert_allclose(logits[:, [0, 2]], model.predict_log_proba(["toner refill", "legal opinion"]),
+                               rtol=1e-6)
+    assert list(logits.argmax(axis=1)) == [0, 2]
+
+
+def test_tfidf_soft_labels_need_tfidf_baseline(tiny_task):
+    cfg, _ = tiny_task
+    train_baseline(cfg, "bilstm_no_distill")
+
+    with pytest.raises(ConfigError, match="bilstm_no_distill.*not of kind tfidf_logreg"):
+        write_tfidf_soft_labels("gl_account", "bilstm_no_distill", default_output("gl_account", "x"))
+    with pytest.raises(FileNotFoundError, match="dvc repro baseline@gl_account-tfidf_logreg"):
+        write_tfidf_soft_labels("gl_account", "tfidf_logreg", default_output("gl_account", "x"))
