@@ -59,13 +59,18 @@ def write_soft_labels(cfg: DictConfig, out_file: Path) -> pd.DataFrame:
             log.info("Teacher on %s: %s", split, figures)
 
     table = pd.concat(frames, ignore_index=True)
+    write_soft_label_table(table, out_file)
+    log.info("Wrote %d rows of teacher logits to %s", len(table), out_file)
+    return table
+
+
+def write_soft_label_table(table: pd.DataFrame, out_file: Path) -> None:
+    """Write columns example_id, split and logits to `out_file` through a `.partial` file, so no half file remains."""
     out_file.parent.mkdir(parents=True, exist_ok=True)
     partial = out_file.with_suffix(".partial")
     schema = pa.schema([("example_id", pa.string()), ("split", pa.string()), ("logits", pa.list_(pa.float32()))])
     pq.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False), partial)
     partial.replace(out_file)
-    log.info("Wrote %d rows of teacher logits to %s", len(table), out_file)
-    return table
 
 
 def load_soft_labels(file: Path, split: str, example_ids: list[str]) -> np.ndarray:

@@ -29,13 +29,12 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import paths
 from pipeline.baselines import SKLEARN_CONFIG_FILE, SKLEARN_FILE
 from pipeline.config import ConfigError, setup_logging
 from pipeline.data import class_names, load_task
+from pipeline.soft_labels import write_soft_label_table
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +82,7 @@ def write_tfidf_soft_labels(task: str, baseline: str, out_file: Path) -> pd.Data
         logits = tfidf_log_probabilities(model, list(rows["text"]), len(names))
         frames.append(pd.DataFrame({"example_id": rows["example_id"], "split": split, "logits": list(logits)}))
     table = pd.concat(frames, ignore_index=True)
-
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_file.with_suffix(".partial")
-    schema = pa.schema([("example_id", pa.string()), ("split", pa.string()), ("logits", pa.list_(pa.float32()))])
-    pq.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False), partial)
-    partial.replace(out_file)
+    write_soft_label_table(table, out_file)
     log.info("Wrote %d rows of %s log-probabilities to %s", len(table), baseline, out_file)
     return table
 
