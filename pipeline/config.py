@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 STUDENT_ARCHS = ("transformer", "bilstm", "cnn", "ngram", "mlp", "bert")
 INIT_SOURCES = ("pretrained", "finetuned")
 SOFT_LOSSES = ("kl", "logit_mse")
+CLASS_WEIGHTS = ("balanced",)
 BASELINE_KINDS = ("no_distill", "tfidf_logreg", "key_majority")
 
 
@@ -154,6 +155,12 @@ def validate(cfg: DictConfig) -> None:
 
     _validate_tasks(cfg)
 
+    class_weight = cfg.teacher.get("class_weight")
+    if class_weight is not None and class_weight not in CLASS_WEIGHTS:
+        raise ConfigError(
+            f"teacher.class_weight={class_weight!r} is invalid: set null (every example alike) or "
+            f"{' or '.join(CLASS_WEIGHTS)}."
+        )
     if cfg.teacher.pretrained is None and cfg.teacher.architecture is None:
         raise ConfigError(
             "teacher.pretrained and teacher.architecture are both null: set a pretrained "
@@ -199,6 +206,12 @@ def _validate_distill_extras(cfg: DictConfig) -> None:
     if alpha_end is not None and (not isinstance(alpha_end, (int, float)) or not 0.0 <= alpha_end <= 1.0):
         raise ConfigError(
             f"distill.alpha_end={alpha_end!r} is invalid: set a number in [0, 1], or null for a fixed alpha."
+        )
+    tau = cfg.distill.get("logit_adjustment", 0.0)
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or tau < 0:
+        raise ConfigError(
+            f"distill.logit_adjustment={tau!r} is invalid: set 0 (teacher logits as they are) or a positive "
+            "tau; 1 removes the label prior of the labeled split from the teacher's logits."
         )
     hidden_weight = cfg.distill.get("hidden_weight", 0.0)
     if not isinstance(hidden_weight, (int, float)) or hidden_weight < 0:

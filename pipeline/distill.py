@@ -30,7 +30,8 @@ from pipeline import paths
 from pipeline.config import ConfigError, parse_stage_args, run_stage, stage_config, to_container
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
 from pipeline.augment import augmented_file, load_augmented
-from pipeline.losses import NO_LABEL, distillation_loss, hard_label_cross_entropy, hidden_state_mse, scheduled_value
+from pipeline.losses import (NO_LABEL, distillation_loss, hard_label_cross_entropy, hidden_state_mse,
+                             prior_logit_adjustment, scheduled_value)
 from pipeline.soft_labels import load_soft_labels
 from pipeline.students import build_student, save_student
 from pipeline.teacher_init import copy_teacher_weights, load_init_source, student_settings
@@ -140,16 +141,17 @@ class DistillationModule(L.LightningModule):
         return adamw_with_linear_decay(self, self.learning_rate, self.weight_decay, self.warmup_ratio)
 
 
-def _rows(dataset, split: str, soft_labels_files: list[Path]) -> TextRows:
+def _rows(dataset, split: str, soft_labels_files: list[Path], adjustment: np.ndarray | float = 0.0) -> TextRows:
     """Rows of `split` with the teacher logits averaged over every file in `soft_labels_files`.
 
     Averaging logits of several teachers (other seeds or models) gives the
     normalized geometric mean of their probabilities at any temperature.
+    `adjustment` is subtracted from the mean (see `prior_logit_adjustment`).
     """
     rows = dataset[split]
     example_ids = list(rows["example_id"])
     logits = np.mean([load_soft_labels(file, split, example_ids) for file in soft_labels_files], axis=0)
-    return TextRows(list(rows["text"]), list(rows["label"]), logits.astype(np.float32))
+    return TextRows(list(rows["text"]), list(rows["label"]), (logits - adjustment).astype(np.float32))
 
 
 def soft_labels_files(cfg: DictConfig) -> list[Path]:
@@ -164,11 +166,11 @@ def soft_labels_files(cfg: DictConfig) -> list[Path]:
     return files
 
 
-def _augmented_rows(cfg: DictConfig, num_labels: int) -> TextRows | None:
+def _augmented_rows(cfg: DictConfig, num_labels: int, adjustment: np.ndarray | float = 0.0) -> TextRows | None:
     if int(cfg.augment.copies_per_record) == 0:
         return None
     texts, logits = load_augmented(augmented_file(str(cfg.task.name)), num_labels)
-    return TextRows(texts, [NO_LABEL] * len(texts), logits)
+    return TextRows(texts, [NO_LABEL] * len(texts), (logits - adjustment).astype(np.float32))
 
 
 def distill(cfg: DictConfig, name: str) -> dict:
@@ -182,8 +184,11 @@ def distill(cfg: DictConfig, name: str) -> dict:
     task_paths = paths.TaskPaths(task)
     dataset = load_task(task_paths.splits)
     teachers = soft_labels_files(cfg)
-    parts = [_rows(dataset, "train", teachers), _rows(dataset, "transfer", teachers)]
-    augmented = _augmented_rows(cfg, len(class_names(dataset)))
+    num_labels = len(class_names(dataset))
+    tau = float(cfg.distill.get("logit_adjustment", 0.0))
+    adjustment = prior_logit_adjustment(dataset["train"]["label"], num_labels, tau) if tau else 0.0
+    parts = [_rows(dataset, "train", teachers, adjustment), _rows(dataset, "transfer", teachers, adjustment)]
+    augmented = _augmented_rows(cfg, num_labels, adjustment)
     if augmented is not None:
         parts.append(augmented)
     train_rows = TextRows([text for part in parts for text in part.texts],
@@ -200,7 +205,7 @@ def distill(cfg: DictConfig, name: str) -> dict:
     teacher_run_id = load_run_id(task_paths.teacher)
     if teacher_run_id:
         mlflow.set_tag("teacher_run_id", teacher_run_id)
-    figures = fit_student(cfg, name, student_cfg, train_rows, _rows(dataset, "validation", teachers),
+    figures = fit_student(cfg, name, student_cfg, train_rows, _rows(dataset, "validation", teachers, adjustment),
                           class_names(dataset), losses, run, task_paths.student(name))
 
     report = task_paths.reports / "students" / f"{name}.json"

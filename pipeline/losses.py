@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils.class_weight import compute_class_weight
+
+from pipeline.config import CLASS_WEIGHTS
 
 NO_LABEL = -1
 
@@ -34,6 +40,41 @@ def hard_label_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor)
     if not labeled.any():
         return student_logits.sum() * 0.0
     return F.cross_entropy(student_logits[labeled], labels[labeled])
+
+
+def class_weights(rule: str | None, labels: Sequence[int], num_classes: int) -> torch.Tensor | None:
+    """Per-class weights for the cross-entropy, or None for rule None (every example alike).
+
+    "balanced" is scikit-learn's rule, n_examples / (n_classes_present *
+    n_examples_of_class): each class present in `labels` weighs the same in
+    total, so rare accounts count as much as frequent ones, which is what
+    macro-F1 measures. A class absent from `labels` never is a target, and
+    gets weight 1.
+    """
+    if rule is None:
+        return None
+    if rule not in CLASS_WEIGHTS:
+        raise ValueError(f"class_weight={rule!r} is unknown: choose null or one of {', '.join(CLASS_WEIGHTS)}")
+    labels = np.asarray([label for label in labels if label != NO_LABEL])
+    weights = np.ones(num_classes, dtype=np.float32)
+    present = np.unique(labels)
+    weights[present] = compute_class_weight(rule, classes=present, y=labels)
+    return torch.tensor(weights)
+
+
+def prior_logit_adjustment(labels: Sequence[int], num_classes: int, tau: float) -> np.ndarray:
+    """tau * log(prior_y) per class y, to subtract from a teacher's logits.
+
+    The post-hoc logit adjustment of Menon, Jayasumana, Rawat, Jain, Veit and
+    Kumar 2021, "Long-tail learning via logit adjustment": a classifier
+    trained on skewed labels scores f_y(x); f_y(x) - tau * log(prior_y) with
+    tau = 1 estimates the class-balanced posterior, which suits macro-F1. The
+    prior is the label frequency in `labels` with add-one smoothing, so that
+    a class absent from them gets a finite, large adjustment.
+    """
+    labels = np.asarray([label for label in labels if label != NO_LABEL], dtype=np.int64)
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64) + 1.0
+    return (tau * np.log(counts / counts.sum())).astype(np.float32)
 
 
 def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from pipeline import paths
 from pipeline.config import parse_stage_args, run_stage, stage_config
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
+from pipeline.losses import class_weights
 from pipeline.teacher_model import build_teacher
 from pipeline.tracking import save_run_info, section, start_run
 from pipeline.training import adamw_with_linear_decay, make_loader, make_trainer
@@ -32,9 +33,12 @@ log = logging.getLogger(__name__)
 class TeacherModule(L.LightningModule):
     """Fine-tunes a Hugging Face sequence classifier with cross-entropy."""
 
-    def __init__(self, model, num_labels: int, learning_rate: float, weight_decay: float, warmup_ratio: float):
+    def __init__(self, model, num_labels: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
+                 class_weight: torch.Tensor | None = None):
         super().__init__()
         self.model = model
+        # A buffer, so that the weights follow the module to its device.
+        self.register_buffer("class_weight", class_weight)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
@@ -46,7 +50,7 @@ class TeacherModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         logits = self(batch["input_ids"], batch["attention_mask"])
-        loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
+        loss = torch.nn.functional.cross_entropy(logits, batch["labels"], weight=self.class_weight)
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False)
         return loss
 
@@ -76,8 +80,9 @@ def train_teacher(cfg: DictConfig) -> dict:
                         int(cfg.teacher.batch_size), shuffle=True, seed=int(cfg.seed))
     validation = make_loader(TextRows(dataset["validation"]["text"], dataset["validation"]["label"]),
                              collate, 128, shuffle=False, seed=int(cfg.seed))
+    weights = class_weights(cfg.teacher.get("class_weight"), dataset["train"]["label"], len(names))
     module = TeacherModule(model, len(names), float(cfg.teacher.learning_rate),
-                           float(cfg.teacher.weight_decay), float(cfg.teacher.warmup_ratio))
+                           float(cfg.teacher.weight_decay), float(cfg.teacher.warmup_ratio), weights)
 
     run = start_run(cfg, f"{task}/teacher", "train_teacher", section(cfg, "seed", "teacher", "task"))
     try:

@@ -70,6 +70,21 @@ def test_alpha_outside_unit_interval_rejected(default_config):
         validate(default_config)
 
 
+def test_unknown_teacher_class_weight_rejected(default_config):
+    default_config.teacher.class_weight = "inverse"
+
+    with pytest.raises(ConfigError, match="teacher.class_weight='inverse' is invalid.*balanced"):
+        validate(default_config)
+
+
+@pytest.mark.parametrize("tau", [-1.0, "high", True])
+def test_bad_logit_adjustment_rejected(default_config, tau):
+    default_config.distill.logit_adjustment = tau
+
+    with pytest.raises(ConfigError, match="distill.logit_adjustment=.* is invalid"):
+        validate(default_config)
+
+
 def test_unknown_student_rejected(default_config):
     default_config.students.bilstm.arch = "gru"
 

@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from pipeline.losses import (distillation_loss, hard_label_cross_entropy, hidden_state_mse, logit_mse,
-                             scheduled_value, soft_target_kl)
+from pipeline.losses import (NO_LABEL, class_weights, distillation_loss, hard_label_cross_entropy, hidden_state_mse,
+                             logit_mse, prior_logit_adjustment, scheduled_value, soft_target_kl)
 
 # Example 0: teacher uniform over two classes; the student puts 1:3 odds on
 # class 1 at T=2, because its logits are [0, 2 ln 3] and 2 ln 3 / 2 = ln 3.
@@ -122,3 +123,32 @@ def test_linear_schedule(progress, expected):
 
 def test_schedule_fixed_without_end():
     assert scheduled_value(0.7, None, 0.9) == 0.7
+
+
+def test_balanced_class_weights_by_hand():
+    # 4 labeled rows over 2 present classes of 3: n / (2 * count); class 2 is absent and weighs 1.
+    weights = class_weights("balanced", [0, 0, 0, 1, NO_LABEL], num_classes=3)
+
+    assert weights.tolist() == pytest.approx([4 / 6, 4 / 2, 1.0])
+
+
+def test_class_weights_off_and_unknown():
+    assert class_weights(None, [0, 1], num_classes=2) is None
+    with pytest.raises(ValueError, match="class_weight='inverse' is unknown"):
+        class_weights("inverse", [0, 1], num_classes=2)
+
+
+def test_prior_logit_adjustment_by_hand():
+    # Counts 2, 1, 0 plus one each: prior 3/6, 2/6, 1/6; unlabeled rows do not count.
+    adjustment = prior_logit_adjustment([0, 0, 1, NO_LABEL], num_classes=3, tau=0.5)
+
+    assert adjustment.tolist() == pytest.approx([0.5 * math.log(3 / 6), 0.5 * math.log(2 / 6),
+                                                 0.5 * math.log(1 / 6)], rel=1e-6)
+
+
+def test_prior_logit_adjustment_raises_rare_classes():
+    teacher = np.array([[2.0, 1.0, 0.0]], dtype=np.float32)
+    adjusted = teacher - prior_logit_adjustment([0] * 8 + [1] * 2, num_classes=3, tau=1.0)
+
+    # The frequent class loses its lead once its prior is taken out.
+    assert adjusted.argmax() != teacher.argmax()
