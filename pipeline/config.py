@@ -155,12 +155,13 @@ def validate(cfg: DictConfig) -> None:
 
     _validate_tasks(cfg)
 
-    class_weight = cfg.teacher.get("class_weight")
-    if class_weight is not None and class_weight not in CLASS_WEIGHTS:
-        raise ConfigError(
-            f"teacher.class_weight={class_weight!r} is invalid: set null (every example alike) or "
-            f"{' or '.join(CLASS_WEIGHTS)}."
-        )
+    for section_name in ("teacher", "distill"):
+        class_weight = cfg[section_name].get("class_weight")
+        if class_weight is not None and class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(
+                f"{section_name}.class_weight={class_weight!r} is invalid: set null (every example alike) or "
+                f"{' or '.join(CLASS_WEIGHTS)}."
+            )
     if cfg.teacher.pretrained is None and cfg.teacher.architecture is None:
         raise ConfigError(
             "teacher.pretrained and teacher.architecture are both null: set a pretrained "

@@ -30,7 +30,7 @@ from pipeline import paths
 from pipeline.config import ConfigError, parse_stage_args, run_stage, stage_config, to_container
 from pipeline.data import TextRows, TokenizingCollator, class_names, load_task
 from pipeline.augment import augmented_file, load_augmented
-from pipeline.losses import (NO_LABEL, distillation_loss, hard_label_cross_entropy, hidden_state_mse,
+from pipeline.losses import (NO_LABEL, class_weights, distillation_loss, hard_label_cross_entropy, hidden_state_mse,
                              prior_logit_adjustment, scheduled_value)
 from pipeline.soft_labels import load_soft_labels
 from pipeline.students import build_student, save_student
@@ -78,10 +78,12 @@ class DistillationModule(L.LightningModule):
 
     def __init__(self, student: torch.nn.Module, num_labels: int, losses: LossSettings,
                  learning_rate: float, weight_decay: float, warmup_ratio: float = 0.05,
-                 hidden_teacher: torch.nn.Module | None = None):
+                 hidden_teacher: torch.nn.Module | None = None, class_weight: torch.Tensor | None = None):
         super().__init__()
         self.student = student
         self.losses = losses
+        # Weights of the hard-label cross-entropy per class; a buffer follows the module to its device.
+        self.register_buffer("class_weight", class_weight, persistent=False)
         # The teacher whose last-layer states the hidden-state loss matches. A
         # tuple keeps it out of the module tree, so that it stays frozen, in
         # eval mode and out of the checkpoints.
@@ -104,7 +106,7 @@ class DistillationModule(L.LightningModule):
         else:
             logits = self(batch["input_ids"], batch["attention_mask"])
         if "teacher_logits" not in batch:
-            loss = hard_label_cross_entropy(logits, batch["labels"])
+            loss = hard_label_cross_entropy(logits, batch["labels"], self.class_weight)
             self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False)
             return loss
 
@@ -112,7 +114,7 @@ class DistillationModule(L.LightningModule):
         temperature = scheduled_value(self.losses.temperature, self.losses.temperature_end, progress)
         alpha = scheduled_value(self.losses.alpha, self.losses.alpha_end, progress)
         loss, terms = distillation_loss(logits, batch["teacher_logits"], batch["labels"], temperature, alpha,
-                                        self.losses.soft_loss)
+                                        self.losses.soft_loss, self.class_weight)
         if self.hidden_teacher:
             with torch.no_grad():
                 teacher_hidden = self.hidden_teacher[0].base_model(
@@ -253,8 +255,11 @@ def fit_student(cfg: DictConfig, name: str, student_cfg: DictConfig, train_rows:
         elif losses.hidden_weight > 0:
             log.warning("Student %s reads its own tokens, not the teacher's: it trains without the hidden-state "
                         "loss (distill.hidden_weight=%s).", name, losses.hidden_weight)
+        # The same rule for distilled students and for their no-distillation baselines.
+        weights = class_weights(cfg.distill.get("class_weight"), train_rows.labels, len(names))
         module = DistillationModule(student, len(names), losses, float(student_cfg.learning_rate),
-                                    float(student_cfg.weight_decay), hidden_teacher=hidden_teacher)
+                                    float(student_cfg.weight_decay), hidden_teacher=hidden_teacher,
+                                    class_weight=weights)
 
         with tempfile.TemporaryDirectory() as checkpoint_dir:
             best = ModelCheckpoint(dirpath=checkpoint_dir, monitor="val/macro_f1", mode="max", save_top_k=1,

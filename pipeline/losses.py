@@ -31,15 +31,18 @@ def soft_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t
     return kl * temperature**2
 
 
-def hard_label_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def hard_label_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor,
+                             weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy averaged over the examples that have a hard label (label != -1).
 
-    Returns 0, still attached to the graph, for a batch with no labeled example.
+    With per-class `weight` w, the average is weighted: sum(w_y * CE) / sum(w_y)
+    over the labeled examples, as in torch's cross_entropy. Returns 0, still
+    attached to the graph, for a batch with no labeled example.
     """
     labeled = labels != NO_LABEL
     if not labeled.any():
         return student_logits.sum() * 0.0
-    return F.cross_entropy(student_logits[labeled], labels[labeled])
+    return F.cross_entropy(student_logits[labeled], labels[labeled], weight=weight)
 
 
 def class_weights(rule: str | None, labels: Sequence[int], num_classes: int) -> torch.Tensor | None:
@@ -114,16 +117,16 @@ def scheduled_value(start: float, end: float | None, progress: float) -> float:
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      temperature: float, alpha: float,
-                      soft_loss: str = "kl") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                      temperature: float, alpha: float, soft_loss: str = "kl",
+                      class_weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """alpha * soft + (1 - alpha) * CE(student, hard labels).
 
     soft is T^2 * KL(teacher_T || student_T) for soft_loss "kl" (Hinton et al.
     2015) or the logit MSE for "logit_mse" (Tang et al. 2019), which ignores
     the temperature. The soft term covers every example in the batch and the
     cross-entropy term only those with a hard label, so transfer-pool rows
-    (label -1) teach through the teacher alone. Returns the loss and its two
-    terms for logging.
+    (label -1) teach through the teacher alone; `class_weight` weighs that
+    cross-entropy per class. Returns the loss and its two terms for logging.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be above 0, got {temperature}")
@@ -133,6 +136,6 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         soft = logit_mse(student_logits, teacher_logits)
     else:
         raise ValueError(f"soft_loss={soft_loss!r} is unknown: choose one of {', '.join(SOFT_LOSSES)}")
-    hard = hard_label_cross_entropy(student_logits, labels)
+    hard = hard_label_cross_entropy(student_logits, labels, class_weight)
     loss = alpha * soft + (1.0 - alpha) * hard
     return loss, {"soft": soft.detach(), "hard_ce": hard.detach()}

@@ -38,7 +38,7 @@ class TeacherModule(L.LightningModule):
         super().__init__()
         self.model = model
         # A buffer, so that the weights follow the module to its device.
-        self.register_buffer("class_weight", class_weight)
+        self.register_buffer("class_weight", class_weight, persistent=False)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio

@@ -30,6 +30,18 @@ def test_teachers_logits_averaged(tmp_path):
     assert rows.labels == [1, 0]
 
 
+def test_logit_adjustment_subtracted_after_averaging(tmp_path):
+    dataset = DatasetDict({"train": Dataset.from_dict({"example_id": ["a", "b"], "text": ["x", "y"],
+                                                       "label": [0, 0]})})
+    _soft_labels(tmp_path / "one.parquet", [[1.0, 3.0], [0.0, -2.0]])
+    _soft_labels(tmp_path / "two.parquet", [[3.0, 1.0], [4.0, 2.0]])
+
+    rows = _rows(dataset, "train", [tmp_path / "one.parquet", tmp_path / "two.parquet"],
+                 adjustment=np.array([0.5, -1.0], dtype=np.float32))
+
+    np.testing.assert_allclose(rows.teacher_logits, [[1.5, 3.0], [1.5, 1.0]])
+
+
 def test_missing_extra_teacher_rejected(default_config, tmp_path):
     select_task(default_config, "gl_account")
     default_config.distill.extra_teachers = [str(tmp_path / "absent.parquet")]
