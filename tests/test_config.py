@@ -37,6 +37,16 @@ def test_smoke_experiment_uses_tiny_teacher():
     validate(cfg)
 
 
+def test_rare_classes_experiment_equals_its_overrides():
+    # docs/results.md ran these settings as overrides; the experiment file must compose the same config.
+    by_file = compose_config(["experiment=rare_classes"])
+    by_overrides = compose_config(["teacher.epochs=12", "teacher.learning_rate=4e-4",
+                                   "distill.class_weight=balanced"])
+
+    assert by_file == by_overrides
+    validate(by_file)
+
+
 def test_overrides_applied_on_params(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text((REPO_ROOT / "params.yaml").read_text())

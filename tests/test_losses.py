@@ -152,3 +152,13 @@ def test_prior_logit_adjustment_raises_rare_classes():
 
     # The frequent class loses its lead once its prior is taken out.
     assert adjusted.argmax() != teacher.argmax()
+
+
+def test_cross_entropy_weighted_per_class():
+    # CE is ln 2 for row 0 (uniform) and ln(4/3) for row 1 (3:1 odds on its class); class 1 weighs 3.
+    logits = torch.tensor([[0.0, 0.0], [0.0, math.log(3)], [5.0, 0.0]])
+    labels = torch.tensor([0, 1, NO_LABEL])
+
+    loss = hard_label_cross_entropy(logits, labels, weight=torch.tensor([1.0, 3.0]))
+
+    assert loss.item() == pytest.approx((math.log(2) + 3 * math.log(4 / 3)) / 4, rel=1e-6)

@@ -192,10 +192,13 @@ def test_dataset_cards_in_repo(smoke_repo):
 def test_rare_class_settings_run_end_to_end(smoke_repo):
     repo, env, dvc, _ = smoke_repo
     result = _run([*dvc, "exp", "run", "-S", "experiment=smoke", "-S", "teacher.class_weight=balanced",
-                   "-S", "distill.logit_adjustment=1.0", "compare@gl_account"], repo, env)
+                   "-S", "distill.logit_adjustment=1.0", "-S", "distill.class_weight=balanced",
+                   "compare@gl_account"], repo, env)
     output = result.stdout + result.stderr
 
-    # class_weight changes the teacher, so the soft labels and students follow it.
-    for stage in ["train_teacher@gl_account", "soft_labels@gl_account", "distill@gl_account-bilstm"]:
+    # teacher.class_weight changes the teacher, so the soft labels and students follow it;
+    # distill.class_weight also reaches the baselines without distillation.
+    for stage in ["train_teacher@gl_account", "soft_labels@gl_account", "distill@gl_account-bilstm",
+                  "baseline@gl_account-bilstm_no_distill"]:
         assert f"Running stage '{stage}'" in output, stage
     assert _finite(_compare(repo, "gl_account")["bilstm"]["test/macro_f1"])
