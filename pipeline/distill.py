@@ -82,7 +82,7 @@ class DistillationModule(L.LightningModule):
         super().__init__()
         self.student = student
         self.losses = losses
-        # Weights of the hard-label cross-entropy per class; a buffer follows the module to its device.
+        # Per-class weights of the hard-label cross-entropy. A buffer follows the module to its device.
         self.register_buffer("class_weight", class_weight, persistent=False)
         # The teacher whose last-layer states the hidden-state loss matches. A
         # tuple keeps it out of the module tree, so that it stays frozen, in

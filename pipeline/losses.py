@@ -46,7 +46,7 @@ def hard_label_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor,
 
 
 def class_weights(rule: str | None, labels: Sequence[int], num_classes: int) -> torch.Tensor | None:
-    """Per-class weights for the cross-entropy, or None for rule None (every example alike).
+    """Compute per-class weights for the cross-entropy, or return None when `rule` is None.
 
     "balanced" is scikit-learn's rule, n_examples / (n_classes_present *
     n_examples_of_class): each class present in `labels` weighs the same in
@@ -58,7 +58,7 @@ def class_weights(rule: str | None, labels: Sequence[int], num_classes: int) -> 
         return None
     if rule not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight={rule!r} is unknown: choose null or one of {', '.join(CLASS_WEIGHTS)}")
-    labels = np.asarray([label for label in labels if label != NO_LABEL])
+    labels = np.asarray([label for label in labels if label != NO_LABEL], dtype=np.int64)
     weights = np.ones(num_classes, dtype=np.float32)
     present = np.unique(labels)
     weights[present] = compute_class_weight(rule, classes=present, y=labels)
@@ -66,10 +66,10 @@ def class_weights(rule: str | None, labels: Sequence[int], num_classes: int) -> 
 
 
 def prior_logit_adjustment(labels: Sequence[int], num_classes: int, tau: float) -> np.ndarray:
-    """tau * log(prior_y) per class y, to subtract from a teacher's logits.
+    """Compute tau * log(prior_y) per class y, to subtract from a teacher's logits.
 
     The post-hoc logit adjustment of Menon, Jayasumana, Rawat, Jain, Veit and
-    Kumar 2021, "Long-tail learning via logit adjustment": a classifier
+    Kumar, "Long-tail learning via logit adjustment" (ICLR 2021): a classifier
     trained on skewed labels scores f_y(x); f_y(x) - tau * log(prior_y) with
     tau = 1 estimates the class-balanced posterior, which suits macro-F1. The
     prior is the label frequency in `labels` with add-one smoothing, so that
