@@ -162,6 +162,7 @@ def validate(cfg: DictConfig) -> None:
                 f"{section_name}.class_weight={class_weight!r} is invalid: set null (every example alike) or "
                 f"{' or '.join(CLASS_WEIGHTS)}."
             )
+
     if cfg.teacher.pretrained is None and cfg.teacher.architecture is None:
         raise ConfigError(
             "teacher.pretrained and teacher.architecture are both null: set a pretrained "
@@ -212,7 +213,7 @@ def _validate_distill_extras(cfg: DictConfig) -> None:
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or tau < 0:
         raise ConfigError(
             f"distill.logit_adjustment={tau!r} is invalid: set 0 (teacher logits as they are) or a positive "
-            "tau; 1 removes the label prior of the labeled split from the teacher's logits."
+            "tau. tau = 1 removes the label prior of the labeled split from the teacher's logits."
         )
     hidden_weight = cfg.distill.get("hidden_weight", 0.0)
     if not isinstance(hidden_weight, (int, float)) or hidden_weight < 0:

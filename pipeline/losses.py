@@ -51,13 +51,13 @@ def class_weights(rule: str | None, labels: Sequence[int], num_classes: int) -> 
     "balanced" is scikit-learn's rule, n_examples / (n_classes_present *
     n_examples_of_class): each class present in `labels` weighs the same in
     total, so rare accounts count as much as frequent ones, which is what
-    macro-F1 measures. A class absent from `labels` never is a target, and
+    macro-F1 measures. A class absent from `labels` is never a target, and
     gets weight 1.
     """
     if rule is None:
         return None
     if rule not in CLASS_WEIGHTS:
-        raise ValueError(f"class_weight={rule!r} is unknown: choose null or one of {', '.join(CLASS_WEIGHTS)}")
+        raise ValueError(f"class_weight={rule!r} is invalid: set null or one of {', '.join(CLASS_WEIGHTS)}")
     labels = np.asarray([label for label in labels if label != NO_LABEL], dtype=np.int64)
     weights = np.ones(num_classes, dtype=np.float32)
     present = np.unique(labels)

@@ -37,8 +37,8 @@ def test_smoke_experiment_uses_tiny_teacher():
     validate(cfg)
 
 
-def test_rare_classes_experiment_equals_its_overrides():
-    # docs/results.md ran these settings as overrides; the experiment file must compose the same config.
+def test_rare_classes_experiment_composition():
+    # docs/results.md ran these settings as overrides, so the experiment file must compose the same config.
     by_file = compose_config(["experiment=rare_classes"])
     by_overrides = compose_config(["distill.class_weight=balanced"])
 

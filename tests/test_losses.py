@@ -126,7 +126,7 @@ def test_schedule_fixed_without_end():
 
 
 def test_balanced_class_weights_by_hand():
-    # 4 labeled rows over 2 present classes of 3: n / (2 * count); class 2 is absent and weighs 1.
+    # 4 labeled rows over 2 present classes of 3 give n / (2 * count). Class 2 is absent and weighs 1.
     weights = class_weights("balanced", [0, 0, 0, 1, NO_LABEL], num_classes=3)
 
     assert weights.tolist() == pytest.approx([4 / 6, 4 / 2, 1.0])
@@ -134,12 +134,12 @@ def test_balanced_class_weights_by_hand():
 
 def test_class_weights_off_and_unknown():
     assert class_weights(None, [0, 1], num_classes=2) is None
-    with pytest.raises(ValueError, match="class_weight='inverse' is unknown"):
+    with pytest.raises(ValueError, match="class_weight='inverse' is invalid"):
         class_weights("inverse", [0, 1], num_classes=2)
 
 
 def test_prior_logit_adjustment_by_hand():
-    # Counts 2, 1, 0 plus one each: prior 3/6, 2/6, 1/6; unlabeled rows do not count.
+    # Counts 2, 1, 0 plus one each give the prior 3/6, 2/6, 1/6. Unlabeled rows do not count.
     adjustment = prior_logit_adjustment([0, 0, 1, NO_LABEL], num_classes=3, tau=0.5)
 
     assert adjustment.tolist() == pytest.approx([0.5 * math.log(3 / 6), 0.5 * math.log(2 / 6),
@@ -155,7 +155,7 @@ def test_prior_logit_adjustment_raises_rare_classes():
 
 
 def test_cross_entropy_weighted_per_class():
-    # CE is ln 2 for row 0 (uniform) and ln(4/3) for row 1 (3:1 odds on its class); class 1 weighs 3.
+    # CE is ln 2 for row 0 (uniform) and ln(4/3) for row 1 (3:1 odds on its class). Class 1 weighs 3.
     logits = torch.tensor([[0.0, 0.0], [0.0, math.log(3)], [5.0, 0.0]])
     labels = torch.tensor([0, 1, NO_LABEL])
 
